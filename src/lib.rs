@@ -1,0 +1,16 @@
+//! A BitTorrent tracker: HTTP (BEP 3/23/7/48) and UDP (BEP 15/41) on one
+//! port, IPv4 and IPv6, on one glommio (io_uring) executor per core, each
+//! owning a shard of the info hashes.
+//!
+//! - [`protocol`]: wire formats, sans-IO.
+//! - [`swarm`]: tracker state, pure data.
+//! - [`server`]: the runtime.
+
+pub mod config;
+pub mod protocol;
+pub mod server;
+pub mod swarm;
+
+pub use config::ServerConfig;
+pub use protocol::{AnnounceRequest, Event, InfoHash, PeerId, ScrapeStats};
+pub use server::{Server, StartError};

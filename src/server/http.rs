@@ -1,0 +1,342 @@
+//! HTTP front: `/announce`, `/scrape` (one, several or every torrent), over
+//! HTTP/1.1 keep-alive with pipelining, HTTP/1.0 and `Connection: close`.
+//! Tracker-level errors are a bencoded `failure reason` with status 200;
+//! broken HTTP gets 400, 404, 405, 413 or 431 and the connection is closed.
+
+use super::mesh::{Reply, Request};
+use super::worker::Worker;
+use super::{log, LogLevel};
+use crate::protocol::http::{self as wire, ReplyForm};
+use crate::protocol::{bencode, canonical_ip, InfoHash};
+use crate::swarm::{numwant, Want};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Largest request head (request line and headers).
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Largest request body accepted (and ignored: trackers take GETs).
+pub const MAX_BODY: usize = 8 * 1024;
+/// Most headers in one request.
+pub const MAX_HEADERS: usize = 64;
+/// A keep-alive connection with no request for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request must arrive whole within this long of its first bytes.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pipelined replies are flushed once this many bytes are waiting.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Accepts connections on one listener until the executor stops.
+pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(serve(w.clone(), stream)).detach();
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                log(&w.cfg, LogLevel::Errors, format_args!("http accept: {e}"));
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// What a request's headers say about how to handle it.
+struct Head {
+    keep_alive: bool,
+    http10: bool,
+    body: usize,
+    forwarded: Option<Result<IpAddr, ()>>,
+}
+
+enum HeadError {
+    Status(&'static str),
+}
+
+fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, HeadError> {
+    let http10 = req.version == Some(0);
+    let mut head = Head {
+        keep_alive: !http10,
+        http10,
+        body: 0,
+        forwarded: None,
+    };
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    head.keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    head.keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let n: usize = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or(HeadError::Status("400 Bad Request"))?;
+            if n > MAX_BODY {
+                return Err(HeadError::Status("413 Payload Too Large"));
+            }
+            head.body = n;
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            return Err(HeadError::Status("400 Bad Request"));
+        } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            head.forwarded = Some(wire::forwarded_for(h.value).ok_or(()));
+        }
+    }
+    Ok(head)
+}
+
+fn write_head(
+    out: &mut Vec<u8>,
+    status: &str,
+    content_type: &str,
+    len: usize,
+    head_keep_alive: bool,
+    http10: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+    if !head_keep_alive {
+        out.extend_from_slice(b"\r\nConnection: close");
+    } else if http10 {
+        out.extend_from_slice(b"\r\nConnection: keep-alive");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Writes a reply whose body is the status text.
+fn write_status(out: &mut Vec<u8>, status: &str, keep_alive: bool, http10: bool) {
+    let text = &status[4..];
+    write_head(
+        out,
+        status,
+        "text/plain",
+        text.len() + 1,
+        keep_alive,
+        http10,
+    );
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'\n');
+}
+
+/// Writes an error reply; the connection closes after it.
+fn write_error(out: &mut Vec<u8>, status: &str) {
+    write_status(out, status, false, false);
+}
+
+async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
+    let ok = stream.write_all(out).await.is_ok();
+    out.clear();
+    ok
+}
+
+/// Serves one connection: every complete request in the buffer is answered
+/// in order, replies to pipelined requests go out together.
+async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; MAX_HEAD + MAX_BODY];
+    let (mut start, mut end) = (0usize, 0usize);
+    let mut out = Vec::new();
+    let mut body = Vec::new();
+    let mut began: Option<Instant> = None;
+    loop {
+        // Answer what is complete.
+        while start < end {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut headers);
+            let head_len = match req.parse(&buf[start..end]) {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) => break,
+                Err(httparse::Error::TooManyHeaders) => {
+                    write_error(&mut out, "431 Request Header Fields Too Large");
+                    flush(&mut stream, &mut out).await;
+                    return;
+                }
+                Err(_) => {
+                    write_error(&mut out, "400 Bad Request");
+                    flush(&mut stream, &mut out).await;
+                    return;
+                }
+            };
+            let head = match inspect(&req) {
+                Ok(h) => h,
+                Err(HeadError::Status(s)) => {
+                    write_error(&mut out, s);
+                    flush(&mut stream, &mut out).await;
+                    return;
+                }
+            };
+            if end - start < head_len + head.body {
+                break; // the body is still coming
+            }
+            let target = req.path.unwrap_or("/").as_bytes();
+            let (path, query) = match target.iter().position(|&b| b == b'?') {
+                Some(i) => (&target[..i], &target[i + 1..]),
+                None => (target, &target[target.len()..]),
+            };
+            body.clear();
+            let is = |name: &[u8]| {
+                path == name || (path.starts_with(name) && path.get(name.len()) == Some(&b'/'))
+            };
+            let status = match req.method {
+                Some("GET") if is(b"/announce") => {
+                    match client_ip(&w, peer.ip(), &head) {
+                        Ok(ip) => announce(&w, query, ip, &mut body).await,
+                        Err(reason) => bencode::failure(&mut body, reason),
+                    }
+                    None
+                }
+                Some("GET") if is(b"/scrape") => {
+                    scrape(&w, query, &mut body).await;
+                    None
+                }
+                Some("GET") => Some("404 Not Found"),
+                _ => Some("405 Method Not Allowed"),
+            };
+            start += head_len + head.body;
+            match status {
+                None => {
+                    write_head(
+                        &mut out,
+                        "200 OK",
+                        "text/plain",
+                        body.len(),
+                        head.keep_alive,
+                        head.http10,
+                    );
+                    out.extend_from_slice(&body);
+                }
+                Some(s) => write_status(&mut out, s, head.keep_alive, head.http10),
+            }
+            if !head.keep_alive {
+                flush(&mut stream, &mut out).await;
+                return;
+            }
+            if out.len() >= FLUSH_AT && !flush(&mut stream, &mut out).await {
+                return;
+            }
+        }
+        if !out.is_empty() && !flush(&mut stream, &mut out).await {
+            return;
+        }
+        // Keep what is left of a partial request at the front of the buffer.
+        if start == end {
+            start = 0;
+            end = 0;
+            began = None;
+        } else if start > 0 {
+            buf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+        }
+        if end == buf.len() {
+            write_error(&mut out, "431 Request Header Fields Too Large");
+            flush(&mut stream, &mut out).await;
+            return;
+        }
+        let timeout = match began {
+            Some(t) => match REQUEST_TIMEOUT.checked_sub(t.elapsed()) {
+                Some(left) if !left.is_zero() => left,
+                _ => return, // too slow: a slowloris gets no more time
+            },
+            None => IDLE_TIMEOUT,
+        };
+        if stream.set_read_timeout(Some(timeout)).is_err() {
+            return;
+        }
+        match stream.read(&mut buf[end..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if end == 0 {
+                    began = Some(Instant::now());
+                }
+                end += n;
+            }
+        }
+    }
+}
+
+/// The announcing client's address: the socket's, or with `--trust-proxy`
+/// the one the proxy appended to `X-Forwarded-For`.
+fn client_ip(w: &Worker, socket_ip: IpAddr, head: &Head) -> Result<IpAddr, &'static str> {
+    match (w.cfg.trust_proxy, head.forwarded) {
+        (true, Some(Ok(ip))) => Ok(canonical_ip(ip)),
+        (true, Some(Err(()))) => Err("invalid X-Forwarded-For"),
+        _ => Ok(canonical_ip(socket_ip)),
+    }
+}
+
+async fn announce(w: &Worker, query: &[u8], ip: IpAddr, body: &mut Vec<u8>) {
+    let a = match wire::parse_announce(query) {
+        Ok(a) => a,
+        Err(e) => return bencode::failure(body, e.message()),
+    };
+    let cfg = &w.cfg;
+    let want = Want {
+        peers: numwant(a.request.numwant, cfg.numwant_default, cfg.numwant_max),
+        both_families: true,
+        ids: !a.compact && !a.no_peer_id,
+    };
+    let form = ReplyForm {
+        interval: cfg.interval,
+        min_interval: cfg.min_interval,
+        compact: a.compact,
+        no_peer_id: a.no_peer_id,
+    };
+    let owner = w.owner(&a.request.info_hash);
+    if owner == w.id {
+        let mut peers = w.peers.borrow_mut();
+        peers.clear();
+        let s = w
+            .shard
+            .borrow_mut()
+            .announce(&a.request, ip, w.now(), &want, &mut peers);
+        wire::write_announce_reply(body, &form, s.complete, s.incomplete, &peers);
+        return;
+    }
+    let reply = w
+        .call(owner, |token| Request::Announce {
+            token,
+            announce: a.request,
+            ip,
+            want,
+        })
+        .await;
+    match reply {
+        Some(Reply::Announce { stats, peers, .. }) => {
+            wire::write_announce_reply(body, &form, stats.complete, stats.incomplete, &peers)
+        }
+        _ => bencode::failure(body, "tracker is shutting down"),
+    }
+}
+
+async fn scrape(w: &Worker, query: &[u8], body: &mut Vec<u8>) {
+    let mut hashes: Vec<InfoHash> = Vec::new();
+    if let Err(e) = wire::parse_scrape(query, w.cfg.max_scrape_hashes, &mut hashes) {
+        return bencode::failure(body, e.message());
+    }
+    let entries = if hashes.is_empty() {
+        if !w.cfg.full_scrape {
+            return bencode::failure(body, "full scrape is disabled: name an info_hash");
+        }
+        w.scrape_all().await
+    } else {
+        hashes.sort_unstable();
+        hashes.dedup();
+        let stats = w.scrape(&hashes).await;
+        hashes.into_iter().zip(stats).collect()
+    };
+    wire::write_scrape_reply(body, &entries, w.cfg.interval);
+}

@@ -1,0 +1,62 @@
+//! Messages between workers. Every worker has a lock-free single-producer
+//! channel to every other (glommio's channel mesh): one mesh carries requests
+//! to the owner of an info hash, another carries replies back, so a worker
+//! busy sending replies never blocks one that is sending requests.
+
+use crate::protocol::{AnnounceRequest, InfoHash, Peers, ScrapeStats};
+use crate::swarm::Want;
+use std::net::{IpAddr, SocketAddr};
+
+/// Slots in each channel of the mesh.
+pub(crate) const CHANNEL_SIZE: usize = 4096;
+
+/// A request for the owner of an info hash.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// A UDP announce: the owner answers `src` from its own socket, which is
+    /// bound to the same address and port.
+    UdpAnnounce {
+        transaction_id: u32,
+        announce: AnnounceRequest,
+        src: SocketAddr,
+    },
+    /// An HTTP announce; the reply goes back as [`Reply::Announce`].
+    Announce {
+        token: u32,
+        announce: AnnounceRequest,
+        ip: IpAddr,
+        want: Want,
+    },
+    /// Counts for these hashes, in this order.
+    Scrape { token: u32, hashes: Vec<InfoHash> },
+    /// Counts for every torrent the owner has.
+    ScrapeAll { token: u32 },
+}
+
+/// A reply to the worker that asked, matched by its token.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Announce {
+        token: u32,
+        stats: ScrapeStats,
+        peers: Peers,
+    },
+    Scrape {
+        token: u32,
+        stats: Vec<ScrapeStats>,
+    },
+    ScrapeAll {
+        token: u32,
+        entries: Vec<(InfoHash, ScrapeStats)>,
+    },
+}
+
+impl Reply {
+    pub(crate) fn token(&self) -> u32 {
+        match self {
+            Reply::Announce { token, .. }
+            | Reply::Scrape { token, .. }
+            | Reply::ScrapeAll { token, .. } => *token,
+        }
+    }
+}

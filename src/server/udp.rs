@@ -1,0 +1,154 @@
+//! UDP front (BEP 15): connect, announce, scrape. Packets with a bad
+//! connection id get no reply, so the tracker reflects nothing to spoofed
+//! sources; every reply to an unverified source (connect) is no larger than
+//! the request.
+
+use super::mesh;
+use super::worker::Worker;
+use super::{log, LogLevel};
+use crate::protocol::udp::{self, Request, ANNOUNCE_REPLY_HEADER, MAX_REPLY};
+use crate::protocol::{AnnounceRequest, InfoHash, Peers};
+use crate::swarm::{numwant, Want};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Receives and answers datagrams on one of the worker's sockets until the
+/// executor stops.
+pub(crate) async fn serve(w: Rc<Worker>, v6: bool) {
+    let sock = w.udp(v6).expect("serve() is started for a bound socket");
+    let mut buf = vec![0u8; 2048];
+    let mut out = Vec::with_capacity(MAX_REPLY);
+    loop {
+        let (n, src) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                log(&w.cfg, LogLevel::Errors, format_args!("udp receive: {e}"));
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        out.clear();
+        if handle(&w, &buf[..n], src, &mut out).await {
+            send(&w, &out, src).await;
+        }
+        glommio::yield_if_needed().await;
+    }
+}
+
+/// Handles one datagram; returns true when `out` holds a reply for `src`.
+async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+    let ip = src.ip();
+    let now = w.now();
+    match udp::parse_request(packet) {
+        Ok(Request::Connect { transaction_id }) => {
+            udp::write_connect_reply(out, transaction_id, w.conn_ids.make(ip, now));
+            true
+        }
+        Ok(Request::Announce {
+            connection_id,
+            transaction_id,
+            announce,
+            ..
+        }) => {
+            if !w.conn_ids.check(connection_id, ip, now) {
+                return false;
+            }
+            let owner = w.owner(&announce.info_hash);
+            if owner == w.id {
+                let mut peers = w.peers.borrow_mut();
+                announce_reply(w, transaction_id, &announce, src, &mut peers, out);
+                return true;
+            }
+            let req = mesh::Request::UdpAnnounce {
+                transaction_id,
+                announce,
+                src,
+            };
+            w.forward(owner, req).await;
+            false
+        }
+        Ok(Request::Scrape {
+            connection_id,
+            transaction_id,
+            info_hashes,
+        }) => {
+            if !w.conn_ids.check(connection_id, ip, now) {
+                return false;
+            }
+            if info_hashes
+                .iter()
+                .all(|h| InfoHash(*h).owner(w.workers) == w.id)
+            {
+                udp::write_scrape_header(out, transaction_id);
+                let shard = w.shard.borrow();
+                for h in info_hashes {
+                    udp::write_scrape_entry(out, &shard.scrape(&InfoHash(*h)));
+                }
+                return true;
+            }
+            // Hashes of other shards: gather their counts off the receive path.
+            let hashes: Vec<InfoHash> = info_hashes.iter().map(|h| InfoHash(*h)).collect();
+            let w = w.clone();
+            glommio::spawn_local(async move {
+                let stats = w.scrape(&hashes).await;
+                let mut out = Vec::with_capacity(8 + 12 * stats.len());
+                udp::write_scrape_header(&mut out, transaction_id);
+                stats
+                    .iter()
+                    .for_each(|s| udp::write_scrape_entry(&mut out, s));
+                send(&w, &out, src).await;
+            })
+            .detach();
+            false
+        }
+        Err(e) => match e.header {
+            Some((cid, tid)) if w.conn_ids.check(cid, ip, now) => {
+                udp::write_error(out, tid, e.kind.message());
+                true
+            }
+            _ => false,
+        },
+    }
+}
+
+/// Applies an announce on this (the owning) worker and writes the reply:
+/// peers of the packet's own address family, as many as fit one datagram.
+pub(crate) fn announce_reply(
+    w: &Worker,
+    transaction_id: u32,
+    a: &AnnounceRequest,
+    src: SocketAddr,
+    peers: &mut Peers,
+    out: &mut Vec<u8>,
+) {
+    let v6 = src.is_ipv6();
+    let fit = (MAX_REPLY - ANNOUNCE_REPLY_HEADER) / if v6 { 18 } else { 6 };
+    let want = Want {
+        peers: numwant(a.numwant, w.cfg.numwant_default, w.cfg.numwant_max).min(fit),
+        both_families: false,
+        ids: false,
+    };
+    peers.clear();
+    let stats = w
+        .shard
+        .borrow_mut()
+        .announce(a, src.ip(), w.now(), &want, peers);
+    udp::write_announce_header(
+        out,
+        transaction_id,
+        w.cfg.interval,
+        stats.incomplete,
+        stats.complete,
+    );
+    out.extend_from_slice(if v6 { &peers.v6 } else { &peers.v4 });
+}
+
+/// Sends a reply from this worker's socket of `dst`'s family.
+pub(crate) async fn send(w: &Worker, buf: &[u8], dst: SocketAddr) {
+    if let Some(sock) = w.udp(dst.is_ipv6()) {
+        // A full socket buffer or an unreachable peer loses this one reply;
+        // the client retransmits.
+        let _ = sock.send_to(buf, dst).await;
+    }
+}

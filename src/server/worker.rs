@@ -1,0 +1,311 @@
+//! One executor per core: its [`Shard`], its sockets, and its share of the mesh.
+
+use super::mesh::{Reply, Request};
+use super::{http, log, udp};
+use crate::config::{LogLevel, ServerConfig};
+use crate::protocol::udp::ConnectionIds;
+use crate::protocol::{InfoHash, Peers, ScrapeStats};
+use crate::swarm::Shard;
+use futures_channel::oneshot;
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
+use glommio::net::{TcpListener, UdpSocket};
+use glommio::spawn_local;
+use slab::Slab;
+use std::cell::{Cell, RefCell};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a worker refreshes its clock, sweeps and checks for shutdown.
+const TICK: Duration = Duration::from_millis(250);
+/// Ticks for one full sweep of a shard (one minute).
+const SWEEP_TICKS: usize = 240;
+
+/// The sockets one worker serves, bound with `SO_REUSEPORT` to the shared port.
+#[derive(Default)]
+pub(crate) struct Sockets {
+    pub udp4: Option<socket2::Socket>,
+    pub udp6: Option<socket2::Socket>,
+    pub tcp4: Option<socket2::Socket>,
+    pub tcp6: Option<socket2::Socket>,
+}
+
+/// What a worker thread starts from.
+pub(crate) struct Start {
+    pub id: usize,
+    pub workers: usize,
+    pub cfg: Arc<ServerConfig>,
+    pub sockets: Sockets,
+    pub requests: MeshBuilder<Request, Full>,
+    pub replies: MeshBuilder<Reply, Full>,
+    pub shutdown: Arc<AtomicBool>,
+    pub conn_ids: ConnectionIds,
+    pub started: Instant,
+    pub seed: u64,
+    pub ready: crossbeam_channel::Sender<usize>,
+}
+
+/// A worker's state, shared by its tasks (all on one thread).
+pub(crate) struct Worker {
+    pub id: usize,
+    pub workers: usize,
+    pub cfg: Arc<ServerConfig>,
+    pub shard: RefCell<Shard>,
+    pub conn_ids: ConnectionIds,
+    pub udp4: Option<UdpSocket>,
+    pub udp6: Option<UdpSocket>,
+    /// Scratch peer buffers for replies built on this worker.
+    pub peers: RefCell<Peers>,
+    now: Cell<u32>,
+    started: Instant,
+    requests: Option<Senders<Request>>,
+    replies: Option<Senders<Reply>>,
+    pending: RefCell<Slab<oneshot::Sender<Reply>>>,
+}
+
+impl Worker {
+    /// Tracker time in seconds since start, refreshed every tick.
+    #[inline]
+    pub fn now(&self) -> u32 {
+        self.now.get()
+    }
+
+    #[inline]
+    pub fn owner(&self, hash: &InfoHash) -> usize {
+        hash.owner(self.workers)
+    }
+
+    pub fn udp(&self, v6: bool) -> Option<&UdpSocket> {
+        if v6 {
+            self.udp6.as_ref()
+        } else {
+            self.udp4.as_ref()
+        }
+    }
+
+    /// Sends a request to its owner without waiting for a reply.
+    pub async fn forward(&self, owner: usize, req: Request) -> bool {
+        match &self.requests {
+            Some(tx) => tx.send_to(owner, req).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Sends a request to its owner and waits for the reply; `None` when the
+    /// owner is gone (shutting down).
+    pub async fn call(&self, owner: usize, make: impl FnOnce(u32) -> Request) -> Option<Reply> {
+        let (tx, rx) = oneshot::channel();
+        let token = self.pending.borrow_mut().insert(tx) as u32;
+        if !self.forward(owner, make(token)).await {
+            self.pending.borrow_mut().try_remove(token as usize);
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// Counts for `hashes` (any owners), in their order.
+    pub async fn scrape(&self, hashes: &[InfoHash]) -> Vec<ScrapeStats> {
+        let mut stats = vec![ScrapeStats::default(); hashes.len()];
+        let mut remote: Vec<Vec<usize>> = vec![Vec::new(); self.workers];
+        {
+            let shard = self.shard.borrow();
+            for (i, h) in hashes.iter().enumerate() {
+                match self.owner(h) {
+                    o if o == self.id => stats[i] = shard.scrape(h),
+                    o => remote[o].push(i),
+                }
+            }
+        }
+        for (owner, idx) in remote.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+            let asked: Vec<InfoHash> = idx.iter().map(|&i| hashes[i]).collect();
+            if let Some(Reply::Scrape { stats: got, .. }) = self
+                .call(owner, |token| Request::Scrape {
+                    token,
+                    hashes: asked,
+                })
+                .await
+            {
+                for (&i, s) in idx.iter().zip(got) {
+                    stats[i] = s;
+                }
+            }
+        }
+        stats
+    }
+
+    /// Every torrent of every shard with its counts, sorted by hash.
+    pub async fn scrape_all(&self) -> Vec<(InfoHash, ScrapeStats)> {
+        let mut all = Vec::new();
+        self.shard.borrow().scrape_all(&mut all);
+        for owner in (0..self.workers).filter(|&o| o != self.id) {
+            if let Some(Reply::ScrapeAll { entries, .. }) =
+                self.call(owner, |token| Request::ScrapeAll { token }).await
+            {
+                all.extend(entries);
+            }
+        }
+        all.sort_unstable_by_key(|e| e.0);
+        all
+    }
+
+    fn tick(&self) {
+        let now = self.started.elapsed().as_secs() as u32;
+        self.now.set(now);
+        let mut shard = self.shard.borrow_mut();
+        let budget = shard.torrents() / SWEEP_TICKS + 64;
+        shard.sweep(now, budget);
+    }
+
+    /// Serves one request from another worker.
+    async fn serve_request(&self, from: usize, req: Request, out: &mut Vec<u8>, peers: &mut Peers) {
+        let reply = match req {
+            Request::UdpAnnounce {
+                transaction_id,
+                announce,
+                src,
+            } => {
+                out.clear();
+                udp::announce_reply(self, transaction_id, &announce, src, peers, out);
+                udp::send(self, out, src).await;
+                return;
+            }
+            Request::Announce {
+                token,
+                announce,
+                ip,
+                want,
+            } => {
+                let mut peers = Peers::default();
+                let stats =
+                    self.shard
+                        .borrow_mut()
+                        .announce(&announce, ip, self.now(), &want, &mut peers);
+                Reply::Announce {
+                    token,
+                    stats,
+                    peers,
+                }
+            }
+            Request::Scrape { token, hashes } => {
+                let shard = self.shard.borrow();
+                let stats = hashes.iter().map(|h| shard.scrape(h)).collect();
+                Reply::Scrape { token, stats }
+            }
+            Request::ScrapeAll { token } => {
+                let mut entries = Vec::new();
+                self.shard.borrow().scrape_all(&mut entries);
+                Reply::ScrapeAll { token, entries }
+            }
+        };
+        if let Some(tx) = &self.replies {
+            // The asker may be shutting down; its reply is then moot.
+            let _ = tx.send_to(from, reply).await;
+        }
+    }
+
+    fn deliver(&self, reply: Reply) {
+        let sender = self.pending.borrow_mut().try_remove(reply.token() as usize);
+        if let Some(tx) = sender {
+            // The asker may have gone (its connection closed): nothing to do.
+            let _ = tx.send(reply);
+        }
+    }
+}
+
+fn udp_socket(s: Option<socket2::Socket>) -> Option<UdpSocket> {
+    // SAFETY: the descriptor is a bound UDP socket whose ownership moves here.
+    s.map(|s| unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) })
+}
+
+fn tcp_listener(s: Option<socket2::Socket>) -> Option<TcpListener> {
+    // SAFETY: the descriptor is a listening TCP socket whose ownership moves here.
+    s.map(|s| unsafe { TcpListener::from_raw_fd(s.into_raw_fd()) })
+}
+
+/// The body of a worker thread: joins the mesh, starts its tasks, and ticks
+/// until shutdown.
+pub(crate) async fn run(start: Start) {
+    let Start {
+        id,
+        workers,
+        cfg,
+        sockets,
+        requests,
+        replies,
+        shutdown,
+        conn_ids,
+        started,
+        seed,
+        ready,
+    } = start;
+    let (req_tx, mut req_rx, rep_tx, mut rep_rx) = if workers > 1 {
+        let (Ok((a, b)), Ok((c, d))) = (requests.join().await, replies.join().await) else {
+            log(
+                &cfg,
+                LogLevel::Errors,
+                format_args!("worker {id}: could not join the worker mesh"),
+            );
+            return;
+        };
+        (Some(a), Some(b), Some(c), Some(d))
+    } else {
+        (None, None, None, None)
+    };
+    let w = Rc::new(Worker {
+        id,
+        workers,
+        shard: RefCell::new(Shard::new(cfg.peer_ttl, seed)),
+        conn_ids,
+        udp4: udp_socket(sockets.udp4),
+        udp6: udp_socket(sockets.udp6),
+        peers: RefCell::new(Peers::default()),
+        now: Cell::new(started.elapsed().as_secs() as u32),
+        started,
+        requests: req_tx,
+        replies: rep_tx,
+        pending: RefCell::new(Slab::new()),
+        cfg,
+    });
+    if let Some(rx) = req_rx.as_mut() {
+        for (from, stream) in rx.streams() {
+            let w = w.clone();
+            spawn_local(async move {
+                let mut out = Vec::with_capacity(crate::protocol::udp::MAX_REPLY);
+                let mut peers = Peers::default();
+                while let Some(req) = stream.recv().await {
+                    w.serve_request(from, req, &mut out, &mut peers).await;
+                }
+            })
+            .detach();
+        }
+    }
+    if let Some(rx) = rep_rx.as_mut() {
+        for (_, stream) in rx.streams() {
+            let w = w.clone();
+            spawn_local(async move {
+                while let Some(reply) = stream.recv().await {
+                    w.deliver(reply);
+                }
+            })
+            .detach();
+        }
+    }
+    for v6 in [false, true] {
+        if w.udp(v6).is_some() {
+            spawn_local(udp::serve(w.clone(), v6)).detach();
+        }
+    }
+    for listener in [tcp_listener(sockets.tcp4), tcp_listener(sockets.tcp6)]
+        .into_iter()
+        .flatten()
+    {
+        spawn_local(http::accept(w.clone(), listener)).detach();
+    }
+    let _ = ready.send(id);
+    while !shutdown.load(Ordering::Relaxed) {
+        glommio::timer::sleep(TICK).await;
+        w.tick();
+    }
+}

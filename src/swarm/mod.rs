@@ -1,0 +1,573 @@
+//! Tracker state, pure data: no sockets, no executor, no clock. Each worker
+//! owns one [`Shard`]: the swarms of the info hashes that map to it.
+
+pub mod peers;
+
+use crate::protocol::{
+    canonical_ip, compact_v4, compact_v6, AnnounceRequest, Event, InfoHash, Peers, ScrapeStats,
+};
+use indexmap::IndexMap;
+use peers::{PeerList, PeerMeta};
+use std::net::IpAddr;
+
+/// The numwant a request gets: `requested` when it said one, else `default`,
+/// never more than `max`.
+pub fn numwant(requested: Option<u32>, default: u32, max: u32) -> usize {
+    requested.unwrap_or(default).min(max) as usize
+}
+
+/// Which peers a reply wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Want {
+    /// Most peers to return (already resolved with [`numwant`]).
+    pub peers: usize,
+    /// Also return peers of the other address family (HTTP: `peers6` for an
+    /// IPv4 announcer); UDP replies carry only the packet's own family.
+    pub both_families: bool,
+    /// Fill `Peers::ids4`/`ids6` too (non-compact HTTP replies).
+    pub ids: bool,
+}
+
+#[derive(Debug, Default)]
+struct Family<const N: usize> {
+    seeders: PeerList<N>,
+    leechers: PeerList<N>,
+}
+
+impl<const N: usize> Family<N> {
+    fn is_empty(&self) -> bool {
+        self.seeders.is_empty() && self.leechers.is_empty()
+    }
+
+    /// Inserts or refreshes a peer in the list its `seeder` state says.
+    /// Returns whether it was known before, and as a seeder.
+    fn upsert(&mut self, key: [u8; N], seeder: bool, meta: PeerMeta) -> (Option<bool>, usize) {
+        if let Some(s) = self.seeders.find(&key) {
+            if seeder {
+                *self.seeders.meta_mut(s) = meta;
+                return (Some(true), s);
+            }
+            self.seeders.remove(s);
+            return (Some(true), self.leechers.push(key, meta));
+        }
+        if let Some(s) = self.leechers.find(&key) {
+            if !seeder {
+                *self.leechers.meta_mut(s) = meta;
+                return (Some(false), s);
+            }
+            self.leechers.remove(s);
+            return (Some(false), self.seeders.push(key, meta));
+        }
+        let list = if seeder {
+            &mut self.seeders
+        } else {
+            &mut self.leechers
+        };
+        (None, list.push(key, meta))
+    }
+
+    /// Removes a peer; returns whether it was a seeder.
+    fn remove(&mut self, key: &[u8; N]) -> Option<bool> {
+        if let Some(s) = self.seeders.find(key) {
+            self.seeders.remove(s);
+            return Some(true);
+        }
+        if let Some(s) = self.leechers.find(key) {
+            self.leechers.remove(s);
+            return Some(false);
+        }
+        None
+    }
+
+    /// Picks up to `want` peers for an announcer that is a seeder or not, who
+    /// sits in `me` (its slot, in the list its seeder state names) when it is
+    /// of this family. A seeder gets leechers only; a leecher gets seeders and
+    /// leechers in proportion. Returns how many were written.
+    fn pick(
+        &self,
+        seeder: bool,
+        me: Option<usize>,
+        want: usize,
+        rng: &mut Rng,
+        out: &mut Vec<u8>,
+        ids: Option<&mut Vec<crate::protocol::PeerId>>,
+    ) -> usize {
+        let (skip_s, skip_l) = if seeder { (me, None) } else { (None, me) };
+        let avail_s = if seeder {
+            0
+        } else {
+            self.seeders.len() - skip_s.is_some() as usize
+        };
+        let avail_l = self.leechers.len() - skip_l.is_some() as usize;
+        let total = avail_s + avail_l;
+        if want == 0 || total == 0 {
+            return 0;
+        }
+        let (take_s, take_l) = if total <= want {
+            (avail_s, avail_l)
+        } else {
+            let s = ((want * avail_s + total / 2) / total).min(avail_s);
+            let l = (want - s).min(avail_l);
+            ((want - l).min(avail_s), l)
+        };
+        let mut ids = ids;
+        if take_s > 0 {
+            let start = rng.below(self.seeders.len());
+            self.seeders
+                .copy_out(start, take_s, skip_s, out, ids.as_deref_mut());
+        }
+        if take_l > 0 {
+            let start = rng.below(self.leechers.len());
+            self.leechers.copy_out(start, take_l, skip_l, out, ids);
+        }
+        take_s + take_l
+    }
+
+    fn expire(&mut self, cutoff: u32) -> (usize, usize) {
+        (self.seeders.expire(cutoff), self.leechers.expire(cutoff))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.seeders.heap_bytes() + self.leechers.heap_bytes()
+    }
+}
+
+/// One torrent's peers, IPv4 and IPv6, seeders and leechers apart.
+#[derive(Debug, Default)]
+pub struct Swarm {
+    v4: Family<6>,
+    v6: Family<18>,
+    completed: u32,
+}
+
+impl Swarm {
+    pub fn stats(&self) -> ScrapeStats {
+        ScrapeStats {
+            complete: (self.v4.seeders.len() + self.v6.seeders.len()) as u32,
+            incomplete: (self.v4.leechers.len() + self.v6.leechers.len()) as u32,
+            downloaded: self.completed,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+}
+
+/// A small fast generator for reply start offsets (wyrand). Not for secrets.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = (self.0 as u128).wrapping_mul((self.0 ^ 0xe703_7ed1_a0b4_28db) as u128);
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+    /// A value in `0..n` (`n` > 0).
+    #[inline]
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+}
+
+/// Totals kept up to date on every change, so that statistics never walk peers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub seeders: usize,
+    pub leechers: usize,
+    pub peers_v4: usize,
+    pub peers_v6: usize,
+    pub completed: u64,
+}
+
+/// The swarms owned by one worker.
+pub struct Shard {
+    torrents: IndexMap<InfoHash, Swarm, ahash::RandomState>,
+    peer_ttl: u32,
+    rng: Rng,
+    cursor: usize,
+    totals: Totals,
+}
+
+impl Shard {
+    /// A shard whose peers expire `peer_ttl` seconds after their last announce.
+    pub fn new(peer_ttl: u32, seed: u64) -> Self {
+        Shard {
+            torrents: IndexMap::with_hasher(ahash::RandomState::new()),
+            peer_ttl,
+            rng: Rng::new(seed),
+            cursor: 0,
+            totals: Totals::default(),
+        }
+    }
+
+    pub fn torrents(&self) -> usize {
+        self.torrents.len()
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    fn count(&mut self, v6: bool, seeder: bool, delta: isize) {
+        let t = &mut self.totals;
+        let family = if v6 { &mut t.peers_v6 } else { &mut t.peers_v4 };
+        *family = family.wrapping_add_signed(delta);
+        let kind = if seeder {
+            &mut t.seeders
+        } else {
+            &mut t.leechers
+        };
+        *kind = kind.wrapping_add_signed(delta);
+    }
+
+    /// Applies an announce from `ip` at tracker time `now` (seconds) and
+    /// appends the peers it gets to `out` (which the caller clears). Returns
+    /// the swarm's counts after the announce.
+    ///
+    /// Peers are keyed by address and announced port. `started`, `paused`
+    /// and updates insert or refresh the peer (an unknown peer's update counts
+    /// as `started`); `completed` makes it a seeder and counts a download once
+    /// per leecher that completes; `stopped` removes it and returns no peers.
+    pub fn announce(
+        &mut self,
+        req: &AnnounceRequest,
+        ip: IpAddr,
+        now: u32,
+        want: &Want,
+        out: &mut Peers,
+    ) -> ScrapeStats {
+        let ip = canonical_ip(ip);
+        if req.event == Event::Stopped {
+            let Some(swarm) = self.torrents.get_mut(&req.info_hash) else {
+                return ScrapeStats::default();
+            };
+            let removed = match ip {
+                IpAddr::V4(a) => swarm
+                    .v4
+                    .remove(&compact_v4(a, req.port))
+                    .map(|s| (false, s)),
+                IpAddr::V6(a) => swarm.v6.remove(&compact_v6(a, req.port)).map(|s| (true, s)),
+            };
+            let stats = swarm.stats();
+            if let Some((v6, seeder)) = removed {
+                self.count(v6, seeder, -1);
+            }
+            return stats;
+        }
+        let seeder = req.is_seeder() || req.event == Event::Completed;
+        let meta = PeerMeta {
+            peer_id: req.peer_id,
+            last_seen: now,
+        };
+        let swarm = self.torrents.entry(req.info_hash).or_default();
+        let rng = &mut self.rng;
+        let mut budget = want.peers;
+        let (was, v6) = match ip {
+            IpAddr::V4(a) => {
+                let (was, slot) = swarm.v4.upsert(compact_v4(a, req.port), seeder, meta);
+                let ids4 = want.ids.then_some(&mut out.ids4);
+                budget -= swarm
+                    .v4
+                    .pick(seeder, Some(slot), budget, rng, &mut out.v4, ids4);
+                if want.both_families {
+                    let ids6 = want.ids.then_some(&mut out.ids6);
+                    swarm.v6.pick(seeder, None, budget, rng, &mut out.v6, ids6);
+                }
+                (was, false)
+            }
+            IpAddr::V6(a) => {
+                let (was, slot) = swarm.v6.upsert(compact_v6(a, req.port), seeder, meta);
+                let ids6 = want.ids.then_some(&mut out.ids6);
+                budget -= swarm
+                    .v6
+                    .pick(seeder, Some(slot), budget, rng, &mut out.v6, ids6);
+                if want.both_families {
+                    let ids4 = want.ids.then_some(&mut out.ids4);
+                    swarm.v4.pick(seeder, None, budget, rng, &mut out.v4, ids4);
+                }
+                (was, true)
+            }
+        };
+        let completed_now = req.event == Event::Completed && was != Some(true);
+        if completed_now {
+            swarm.completed = swarm.completed.saturating_add(1);
+        }
+        let stats = swarm.stats();
+        if completed_now {
+            self.totals.completed += 1;
+        }
+        match was {
+            None => self.count(v6, seeder, 1),
+            Some(old) if old != seeder => {
+                self.count(v6, old, -1);
+                self.count(v6, seeder, 1);
+            }
+            Some(_) => {}
+        }
+        stats
+    }
+
+    /// Counts for one torrent; zeros when it is unknown.
+    pub fn scrape(&self, hash: &InfoHash) -> ScrapeStats {
+        self.torrents
+            .get(hash)
+            .map(Swarm::stats)
+            .unwrap_or_default()
+    }
+
+    /// Appends every torrent and its counts (a full scrape).
+    pub fn scrape_all(&self, out: &mut Vec<(InfoHash, ScrapeStats)>) {
+        out.extend(self.torrents.iter().map(|(h, s)| (*h, s.stats())));
+    }
+
+    /// Visits up to `budget` torrents from where the last call stopped,
+    /// removing peers not seen for the peer time-to-live and swarms left
+    /// empty. Calling it a slice at a time keeps every request fast; one
+    /// full pass takes `torrents() / budget` calls. Returns peers removed.
+    pub fn sweep(&mut self, now: u32, budget: usize) -> usize {
+        let cutoff = now.saturating_sub(self.peer_ttl);
+        let mut removed = 0;
+        for _ in 0..budget {
+            if self.cursor >= self.torrents.len() {
+                self.cursor = 0;
+                break;
+            }
+            let (_, swarm) = self
+                .torrents
+                .get_index_mut(self.cursor)
+                .expect("cursor in range");
+            let (s4, l4) = swarm.v4.expire(cutoff);
+            let (s6, l6) = swarm.v6.expire(cutoff);
+            let empty = swarm.is_empty();
+            self.count(false, true, -(s4 as isize));
+            self.count(false, false, -(l4 as isize));
+            self.count(true, true, -(s6 as isize));
+            self.count(true, false, -(l6 as isize));
+            removed += s4 + l4 + s6 + l6;
+            if empty {
+                self.torrents.swap_remove_index(self.cursor);
+            } else {
+                self.cursor += 1;
+            }
+        }
+        removed
+    }
+
+    /// Heap bytes held by the swarms and the map (an estimate from capacities).
+    pub fn heap_bytes(&self) -> usize {
+        let map = self.torrents.capacity()
+            * (std::mem::size_of::<(InfoHash, Swarm)>() + std::mem::size_of::<usize>() * 2 + 1);
+        map + self
+            .torrents
+            .values()
+            .map(|s| s.v4.heap_bytes() + s.v6.heap_bytes())
+            .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::PeerId;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const WANT: Want = Want {
+        peers: 50,
+        both_families: true,
+        ids: true,
+    };
+
+    fn req(hash: u8, port: u16, left: Option<u64>, event: Event) -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash: InfoHash([hash; 20]),
+            peer_id: PeerId([port as u8; 20]),
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            event,
+            numwant: None,
+            key: None,
+        }
+    }
+
+    fn v4(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
+    }
+
+    fn announce(
+        shard: &mut Shard,
+        r: &AnnounceRequest,
+        ip: IpAddr,
+        now: u32,
+    ) -> (ScrapeStats, Peers) {
+        let mut out = Peers::default();
+        let s = shard.announce(r, ip, now, &WANT, &mut out);
+        (s, out)
+    }
+
+    fn ports(p: &[u8]) -> Vec<u16> {
+        let mut v: Vec<u16> = p
+            .chunks(6)
+            .map(|c| u16::from_be_bytes([c[4], c[5]]))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn announcer_never_sees_itself_and_counts_add_up() {
+        let mut sh = Shard::new(1200, 1);
+        let (s, p) = announce(&mut sh, &req(1, 1000, Some(5), Event::Started), v4(1), 0);
+        assert_eq!((s.complete, s.incomplete, s.downloaded), (0, 1, 0));
+        assert!(p.is_empty());
+        let (s, p) = announce(&mut sh, &req(1, 1001, Some(0), Event::Started), v4(1), 0);
+        assert_eq!((s.complete, s.incomplete), (1, 1));
+        assert_eq!(p.v4, [10, 0, 0, 1, 0x03, 0xe8]);
+        assert_eq!(p.ids4, vec![PeerId([1000u16 as u8; 20])]);
+        let (_, p) = announce(&mut sh, &req(1, 1002, None, Event::None), v4(2), 0);
+        assert_eq!(ports(&p.v4), vec![1000, 1001]);
+        assert_eq!(sh.totals().seeders, 1);
+        assert_eq!(sh.totals().leechers, 2);
+    }
+
+    #[test]
+    fn seeder_gets_leechers_only() {
+        let mut sh = Shard::new(1200, 2);
+        for port in 1..=3 {
+            announce(&mut sh, &req(1, port, Some(0), Event::Started), v4(1), 0);
+        }
+        announce(&mut sh, &req(1, 10, Some(9), Event::Started), v4(1), 0);
+        let (s, p) = announce(&mut sh, &req(1, 4, Some(0), Event::Started), v4(1), 0);
+        assert_eq!((s.complete, s.incomplete), (4, 1));
+        assert_eq!(ports(&p.v4), vec![10]);
+    }
+
+    #[test]
+    fn completed_counts_once_and_moves_to_seeders() {
+        let mut sh = Shard::new(1200, 3);
+        announce(&mut sh, &req(1, 1, Some(9), Event::Started), v4(1), 0);
+        let (s, _) = announce(&mut sh, &req(1, 1, Some(0), Event::Completed), v4(1), 1);
+        assert_eq!((s.complete, s.incomplete, s.downloaded), (1, 0, 1));
+        let (s, _) = announce(&mut sh, &req(1, 1, Some(0), Event::Completed), v4(1), 2);
+        assert_eq!(
+            s.downloaded, 1,
+            "a repeated completed is not a second download"
+        );
+        // An unknown peer's completed counts (it finished while we did not know it).
+        let (s, _) = announce(&mut sh, &req(1, 2, Some(0), Event::Completed), v4(1), 2);
+        assert_eq!((s.complete, s.downloaded), (2, 2));
+        assert_eq!(sh.totals().completed, 2);
+        assert_eq!(sh.scrape(&InfoHash([1; 20])), s);
+    }
+
+    #[test]
+    fn stopped_removes_and_returns_no_peers() {
+        let mut sh = Shard::new(1200, 4);
+        announce(&mut sh, &req(1, 1, Some(9), Event::Started), v4(1), 0);
+        announce(&mut sh, &req(1, 2, Some(9), Event::Started), v4(1), 0);
+        let (s, p) = announce(&mut sh, &req(1, 1, Some(9), Event::Stopped), v4(1), 0);
+        assert_eq!((s.complete, s.incomplete), (0, 1));
+        assert!(p.is_empty());
+        // Stopping an unknown torrent creates nothing.
+        let (s, _) = announce(&mut sh, &req(9, 1, Some(9), Event::Stopped), v4(1), 0);
+        assert_eq!(s, ScrapeStats::default());
+        assert_eq!(sh.torrents(), 1);
+        // Same address, other port: another peer, untouched by the stop.
+        assert_eq!(sh.scrape(&InfoHash([1; 20])).incomplete, 1);
+        assert_eq!(sh.totals().leechers, 1);
+    }
+
+    #[test]
+    fn update_of_unknown_peer_joins_and_paused_stays() {
+        let mut sh = Shard::new(1200, 5);
+        let (s, _) = announce(&mut sh, &req(1, 1, Some(9), Event::None), v4(1), 0);
+        assert_eq!(s.incomplete, 1);
+        let (s, _) = announce(&mut sh, &req(1, 1, Some(9), Event::Paused), v4(1), 0);
+        assert_eq!(s.incomplete, 1);
+        // A leecher that announces left=0 without completed becomes a seeder, no download counted.
+        let (s, _) = announce(&mut sh, &req(1, 1, Some(0), Event::None), v4(1), 0);
+        assert_eq!((s.complete, s.incomplete, s.downloaded), (1, 0, 0));
+    }
+
+    #[test]
+    fn families_apart_and_together() {
+        let mut sh = Shard::new(1200, 6);
+        let six = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+        announce(&mut sh, &req(1, 7, Some(1), Event::Started), six, 0);
+        let mapped: IpAddr = "::ffff:10.0.0.3".parse().unwrap();
+        let (s, p) = announce(&mut sh, &req(1, 8, Some(1), Event::Started), mapped, 0);
+        assert_eq!(s.incomplete, 2);
+        assert!(p.v4.is_empty());
+        assert_eq!(
+            &p.v6[..16],
+            &Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).octets()
+        );
+        assert_eq!(&p.v6[16..], &7u16.to_be_bytes());
+        // Own family only:
+        let mut out = Peers::default();
+        let want = Want {
+            both_families: false,
+            ..WANT
+        };
+        sh.announce(&req(1, 9, Some(1), Event::None), v4(4), 0, &want, &mut out);
+        assert_eq!(ports(&out.v4), vec![8]);
+        assert!(out.v6.is_empty());
+        assert_eq!(sh.totals().peers_v4, 2);
+        assert_eq!(sh.totals().peers_v6, 1);
+    }
+
+    #[test]
+    fn numwant_is_honoured_and_mixes_seeders_for_leechers() {
+        let mut sh = Shard::new(1200, 7);
+        for port in 1..=100 {
+            let left = if port <= 50 { Some(0) } else { Some(1) };
+            announce(&mut sh, &req(1, port, left, Event::Started), v4(1), 0);
+        }
+        let mut out = Peers::default();
+        let want = Want { peers: 10, ..WANT };
+        sh.announce(
+            &req(1, 200, Some(1), Event::Started),
+            v4(2),
+            0,
+            &want,
+            &mut out,
+        );
+        let got = ports(&out.v4);
+        assert_eq!(got.len(), 10);
+        let seeders = got.iter().filter(|&&p| p <= 50).count();
+        assert_eq!(seeders, 5, "{got:?}");
+        let mut d = got.clone();
+        d.dedup();
+        assert_eq!(d.len(), 10);
+        assert_eq!(numwant(None, 50, 82), 50);
+        assert_eq!(numwant(Some(200), 50, 82), 82);
+        assert_eq!(numwant(Some(3), 50, 82), 3);
+    }
+
+    #[test]
+    fn sweep_expires_in_slices_and_drops_empty_swarms() {
+        let mut sh = Shard::new(100, 8);
+        for h in 0..10u8 {
+            announce(&mut sh, &req(h, 1, Some(1), Event::Started), v4(1), 0);
+        }
+        announce(&mut sh, &req(0, 2, Some(0), Event::Started), v4(1), 50);
+        // Four visits: torrent 0 keeps its fresh peer, three others empty out.
+        assert_eq!(sh.sweep(120, 4), 4);
+        assert_eq!(sh.torrents(), 7);
+        assert_eq!(sh.sweep(120, 100), 6);
+        assert_eq!(sh.torrents(), 1, "the swarm with a fresh peer stays");
+        assert_eq!(sh.scrape(&InfoHash([0; 20])).complete, 1);
+        assert_eq!(sh.totals().leechers, 0);
+        assert_eq!(sh.totals().seeders, 1);
+        assert_eq!(sh.sweep(151, 100), 1);
+        assert_eq!(sh.torrents(), 0);
+        assert_eq!(sh.totals(), Totals::default());
+    }
+}
