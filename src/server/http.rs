@@ -6,8 +6,10 @@
 use super::mesh::{Reply, Request};
 use super::worker::Worker;
 use super::{log, LogLevel};
-use crate::protocol::http::{self as wire, ReplyForm};
-use crate::protocol::{bencode, canonical_ip, InfoHash};
+use crate::config::ServerConfig;
+use crate::protocol::http::{self as wire, HttpAnnounce, ReplyForm};
+use crate::protocol::{bencode, canonical_ip, InfoHash, Peers};
+use crate::swarm::Shard;
 use crate::swarm::{numwant, Want};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
@@ -278,34 +280,59 @@ fn client_ip(w: &Worker, socket_ip: IpAddr, head: &Head) -> Result<IpAddr, &'sta
     }
 }
 
+fn want_for(cfg: &ServerConfig, a: &HttpAnnounce) -> Want {
+    Want {
+        peers: numwant(a.request.numwant, cfg.numwant_default, cfg.numwant_max),
+        both_families: true,
+        ids: !a.compact && !a.no_peer_id,
+    }
+}
+
+fn form_for(cfg: &ServerConfig, a: &HttpAnnounce) -> ReplyForm {
+    ReplyForm {
+        interval: cfg.interval,
+        min_interval: cfg.min_interval,
+        compact: a.compact,
+        no_peer_id: a.no_peer_id,
+    }
+}
+
+/// Applies an HTTP announce to `shard` (its owner's) and writes the
+/// bencoded reply body: peers of both address families.
+pub fn announce_reply(
+    shard: &mut Shard,
+    cfg: &ServerConfig,
+    now: u32,
+    a: &HttpAnnounce,
+    ip: IpAddr,
+    peers: &mut Peers,
+    body: &mut Vec<u8>,
+) {
+    peers.clear();
+    let s = shard.announce(&a.request, ip, now, &want_for(cfg, a), peers);
+    wire::write_announce_reply(body, &form_for(cfg, a), s.complete, s.incomplete, peers);
+}
+
 async fn announce(w: &Worker, query: &[u8], ip: IpAddr, body: &mut Vec<u8>) {
     let a = match wire::parse_announce(query) {
         Ok(a) => a,
         Err(e) => return bencode::failure(body, e.message()),
     };
-    let cfg = &w.cfg;
-    let want = Want {
-        peers: numwant(a.request.numwant, cfg.numwant_default, cfg.numwant_max),
-        both_families: true,
-        ids: !a.compact && !a.no_peer_id,
-    };
-    let form = ReplyForm {
-        interval: cfg.interval,
-        min_interval: cfg.min_interval,
-        compact: a.compact,
-        no_peer_id: a.no_peer_id,
-    };
     let owner = w.owner(&a.request.info_hash);
     if owner == w.id {
         let mut peers = w.peers.borrow_mut();
-        peers.clear();
-        let s = w
-            .shard
-            .borrow_mut()
-            .announce(&a.request, ip, w.now(), &want, &mut peers);
-        wire::write_announce_reply(body, &form, s.complete, s.incomplete, &peers);
-        return;
+        return announce_reply(
+            &mut w.shard.borrow_mut(),
+            &w.cfg,
+            w.now(),
+            &a,
+            ip,
+            &mut peers,
+            body,
+        );
     }
+    let form = form_for(&w.cfg, &a);
+    let want = want_for(&w.cfg, &a);
     let reply = w
         .call(owner, |token| Request::Announce {
             token,

@@ -19,6 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use worker::Sockets;
 
+/// The pure parts of the request paths, shard in, reply bytes out: what the
+/// workers run for requests they own, exposed for benchmarks.
+pub use http::announce_reply as http_announce_reply;
+pub use udp::announce_reply as udp_announce_reply;
+
 pub(crate) fn log(cfg: &ServerConfig, level: LogLevel, msg: fmt::Arguments<'_>) {
     if cfg.log >= level {
         eprintln!("{msg}");

@@ -6,8 +6,10 @@
 use super::mesh;
 use super::worker::Worker;
 use super::{log, LogLevel};
+use crate::config::ServerConfig;
 use crate::protocol::udp::{self, Request, ANNOUNCE_REPLY_HEADER, MAX_REPLY};
 use crate::protocol::{AnnounceRequest, InfoHash, Peers};
+use crate::swarm::Shard;
 use crate::swarm::{numwant, Want};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -57,7 +59,17 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
             let owner = w.owner(&announce.info_hash);
             if owner == w.id {
                 let mut peers = w.peers.borrow_mut();
-                announce_reply(w, transaction_id, &announce, src, &mut peers, out);
+                let mut shard = w.shard.borrow_mut();
+                announce_reply(
+                    &mut shard,
+                    &w.cfg,
+                    now,
+                    transaction_id,
+                    &announce,
+                    src,
+                    &mut peers,
+                    out,
+                );
                 return true;
             }
             let req = mesh::Request::UdpAnnounce {
@@ -112,10 +124,13 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
     }
 }
 
-/// Applies an announce on this (the owning) worker and writes the reply:
+/// Applies an announce to `shard` (its owner's) and writes the UDP reply:
 /// peers of the packet's own address family, as many as fit one datagram.
-pub(crate) fn announce_reply(
-    w: &Worker,
+#[allow(clippy::too_many_arguments)]
+pub fn announce_reply(
+    shard: &mut Shard,
+    cfg: &ServerConfig,
+    now: u32,
     transaction_id: u32,
     a: &AnnounceRequest,
     src: SocketAddr,
@@ -125,19 +140,16 @@ pub(crate) fn announce_reply(
     let v6 = src.is_ipv6();
     let fit = (MAX_REPLY - ANNOUNCE_REPLY_HEADER) / if v6 { 18 } else { 6 };
     let want = Want {
-        peers: numwant(a.numwant, w.cfg.numwant_default, w.cfg.numwant_max).min(fit),
+        peers: numwant(a.numwant, cfg.numwant_default, cfg.numwant_max).min(fit),
         both_families: false,
         ids: false,
     };
     peers.clear();
-    let stats = w
-        .shard
-        .borrow_mut()
-        .announce(a, src.ip(), w.now(), &want, peers);
+    let stats = shard.announce(a, src.ip(), now, &want, peers);
     udp::write_announce_header(
         out,
         transaction_id,
-        w.cfg.interval,
+        cfg.interval,
         stats.incomplete,
         stats.complete,
     );

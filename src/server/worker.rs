@@ -167,7 +167,18 @@ impl Worker {
                 src,
             } => {
                 out.clear();
-                udp::announce_reply(self, transaction_id, &announce, src, peers, out);
+                let mut shard = self.shard.borrow_mut();
+                udp::announce_reply(
+                    &mut shard,
+                    &self.cfg,
+                    self.now(),
+                    transaction_id,
+                    &announce,
+                    src,
+                    peers,
+                    out,
+                );
+                drop(shard);
                 udp::send(self, out, src).await;
                 return;
             }

@@ -138,6 +138,9 @@ pub struct Swarm {
     v4: Family<6>,
     v6: Family<18>,
     completed: u32,
+    /// Tracker time of the last announce: an empty swarm (and its
+    /// `completed` count) is kept until the peer time-to-live has passed.
+    last_active: u32,
 }
 
 impl Swarm {
@@ -266,6 +269,7 @@ impl Shard {
             last_seen: now,
         };
         let swarm = self.torrents.entry(req.info_hash).or_default();
+        swarm.last_active = now;
         let rng = &mut self.rng;
         let mut budget = want.peers;
         let (was, v6) = match ip {
@@ -327,8 +331,8 @@ impl Shard {
     }
 
     /// Visits up to `budget` torrents from where the last call stopped,
-    /// removing peers not seen for the peer time-to-live and swarms left
-    /// empty. Calling it a slice at a time keeps every request fast; one
+    /// removing peers not seen for the peer time-to-live, and swarms empty
+    /// with no announce for as long. Calling it a slice at a time keeps every request fast; one
     /// full pass takes `torrents() / budget` calls. Returns peers removed.
     pub fn sweep(&mut self, now: u32, budget: usize) -> usize {
         let cutoff = now.saturating_sub(self.peer_ttl);
@@ -344,13 +348,13 @@ impl Shard {
                 .expect("cursor in range");
             let (s4, l4) = swarm.v4.expire(cutoff);
             let (s6, l6) = swarm.v6.expire(cutoff);
-            let empty = swarm.is_empty();
+            let forget = swarm.is_empty() && swarm.last_active < cutoff;
             self.count(false, true, -(s4 as isize));
             self.count(false, false, -(l4 as isize));
             self.count(true, true, -(s6 as isize));
             self.count(true, false, -(l6 as isize));
             removed += s4 + l4 + s6 + l6;
-            if empty {
+            if forget {
                 self.torrents.swap_remove_index(self.cursor);
             } else {
                 self.cursor += 1;
@@ -481,7 +485,21 @@ mod tests {
         assert_eq!(sh.torrents(), 1);
         // Same address, other port: another peer, untouched by the stop.
         assert_eq!(sh.scrape(&InfoHash([1; 20])).incomplete, 1);
-        assert_eq!(sh.totals().leechers, 1);
+        // The last peer leaves: the swarm and its downloads stay for the TTL.
+        announce(&mut sh, &req(1, 3, Some(0), Event::Completed), v4(1), 10);
+        announce(&mut sh, &req(1, 3, Some(0), Event::Stopped), v4(1), 10);
+        announce(&mut sh, &req(1, 2, Some(9), Event::Stopped), v4(1), 10);
+        assert_eq!(sh.sweep(1209, 10), 0);
+        assert_eq!(sh.scrape(&InfoHash([1; 20])).downloaded, 1);
+        sh.sweep(1211, 10);
+        assert_eq!(sh.torrents(), 0);
+        assert_eq!(
+            sh.totals(),
+            Totals {
+                completed: 1,
+                ..Totals::default()
+            }
+        );
     }
 
     #[test]
@@ -566,6 +584,7 @@ mod tests {
         assert_eq!(sh.scrape(&InfoHash([0; 20])).complete, 1);
         assert_eq!(sh.totals().leechers, 0);
         assert_eq!(sh.totals().seeders, 1);
+        // Its peer expires, and its last announce (50) is a TTL old too: forgotten.
         assert_eq!(sh.sweep(151, 100), 1);
         assert_eq!(sh.torrents(), 0);
         assert_eq!(sh.totals(), Totals::default());

@@ -1,0 +1,130 @@
+//! Interop: the reference JavaScript client (npm `bittorrent-tracker@10.0.12`)
+//! against this tracker, over HTTP (IPv4 and IPv6) and UDP (IPv4). Needs node and npm
+//! (on every build machine); the package is installed once into cargo's
+//! scratch directory.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+const PACKAGE: &str = "bittorrent-tracker@10.0.12";
+
+fn npm_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm-bittorrent-tracker-10.0.12");
+        std::fs::create_dir_all(&dir).unwrap();
+        if !dir
+            .join("node_modules/bittorrent-tracker/package.json")
+            .exists()
+        {
+            // Version 11 needs a native download that fails offline; 10.0.12 is pure JS.
+            let status = Command::new("npm")
+                .args([
+                    "install",
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                    PACKAGE,
+                ])
+                .current_dir(&dir)
+                .status()
+                .expect("npm is needed for the interop tests (it comes with node)");
+            assert!(status.success(), "npm install {PACKAGE} failed");
+        }
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/reference_client.mjs"),
+            dir.join("reference_client.mjs"),
+        )
+        .unwrap();
+        dir
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Runs the reference client's script against `url`; returns its lines.
+fn reference_client(url: &str, a: [u8; 20], b: [u8; 20]) -> Vec<String> {
+    let dir = npm_dir();
+    let out = Command::new("node")
+        .arg("reference_client.mjs")
+        .args([url, &hex(&a), &hex(&b)])
+        .current_dir(dir)
+        .output()
+        .expect("node is needed for the interop tests");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "reference client failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().map(str::to_string).collect()
+}
+
+/// The lines the script must print: two peers on two shards' worth of hashes.
+fn transcript(host: &str, a: [u8; 20], b: [u8; 20]) -> Vec<String> {
+    [
+        "update 6881 complete=0 incomplete=1".to_string(),
+        "update 6882 complete=1 incomplete=1".to_string(),
+        format!("peer 6882 {host}:6881"),
+        "update 6881 complete=1 incomplete=1".to_string(),
+        format!("peer 6881 {host}:6882"),
+        "update 6881 complete=2 incomplete=0".to_string(),
+        "scrape 6881 complete=2 incomplete=0 downloaded=1".to_string(),
+        "update 6882 complete=1 incomplete=0".to_string(),
+        "update 6881 complete=0 incomplete=0".to_string(),
+        format!(
+            "multiscrape {} complete=0 incomplete=0 downloaded=1",
+            hex(&a)
+        ),
+        format!(
+            "multiscrape {} complete=0 incomplete=0 downloaded=0",
+            hex(&b)
+        ),
+    ]
+    .to_vec()
+}
+
+fn check(scheme: &str, v6: bool, owner: u8) {
+    let t = Tracker::start(&[]);
+    let (host, addr) = if v6 {
+        ("[::1]", t.v6())
+    } else {
+        ("127.0.0.1", t.v4())
+    };
+    let url = match scheme {
+        "http" => format!("http://{addr}/announce"),
+        _ => format!("udp://{addr}"),
+    };
+    // The peers' torrent on one shard, the other multi-scraped hash on the other.
+    let a = hash(owner, 0x41);
+    let b = hash(1 - owner, 0x42);
+    assert_eq!(
+        reference_client(&url, a, b),
+        transcript(host, a, b),
+        "{url}"
+    );
+}
+
+#[test]
+fn reference_client_http_ipv4() {
+    check("http", false, 0);
+}
+
+#[test]
+fn reference_client_http_ipv6() {
+    check("http", true, 1);
+}
+
+#[test]
+fn reference_client_udp_ipv4() {
+    check("udp", false, 1);
+}
+
+// No UDP over IPv6 here: the reference client cannot parse `udp://[::1]:port`
+// (it hands "[::1]" to getaddrinfo). tests/udp.rs covers UDP over IPv6.
