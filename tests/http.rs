@@ -259,7 +259,13 @@ fn broken_http_gets_status_codes_and_a_close() {
         assert!(closed(&mut s), "closed after an error");
         r
     };
-    assert_eq!(get(t.v4(), "/nope").status, 404);
+    // An unknown path is no reason to drop a keep-alive connection.
+    let mut s = tcp(t.v4());
+    s.write_all(b"GET /nope HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s).unwrap().status, 404);
+    s.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    assert!(!closed(&mut s), "kept open after a 404");
     assert_eq!(get(t.v4(), "/announcefoo").status, 404);
     assert_eq!(send(b"\x00\x01junk\r\n\r\n").status, 400);
     assert_eq!(

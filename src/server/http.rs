@@ -27,6 +27,7 @@ pub const MAX_HEADERS: usize = 64;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A request must arrive whole within this long of its first bytes.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const NOT_ALLOWED: &str = "405 Method Not Allowed";
 /// Pipelined replies are flushed once this many bytes are waiting.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -205,7 +206,7 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
                     None
                 }
                 Some("GET") => Some("404 Not Found"),
-                _ => Some("405 Method Not Allowed"),
+                _ => Some(NOT_ALLOWED),
             };
             start += head_len + head.body;
             match status {
@@ -222,7 +223,8 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
                 }
                 Some(s) => write_status(&mut out, s, head.keep_alive, head.http10),
             }
-            if !head.keep_alive {
+            // A wrong method is no tracker client: answer it and hang up.
+            if !head.keep_alive || status == Some(NOT_ALLOWED) {
                 flush(&mut stream, &mut out).await;
                 return;
             }

@@ -167,18 +167,17 @@ impl Worker {
                 src,
             } => {
                 out.clear();
-                let mut shard = self.shard.borrow_mut();
+                let now = self.now();
                 udp::announce_reply(
-                    &mut shard,
+                    &mut self.shard.borrow_mut(),
                     &self.cfg,
-                    self.now(),
+                    now,
                     transaction_id,
                     &announce,
                     src,
                     peers,
                     out,
                 );
-                drop(shard);
                 udp::send(self, out, src).await;
                 return;
             }

@@ -367,8 +367,13 @@ pub fn announce_target(
     )
 }
 
-/// Whether nothing arrives on the connection: it was closed by the server.
+/// Whether the server closed the connection: end of stream or a reset. A
+/// read that times out (the connection is still open) is not closed.
 pub fn closed(s: &mut TcpStream) -> bool {
     let mut b = [0u8; 1];
-    matches!(s.read(&mut b), Ok(0) | Err(_))
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    }
 }
