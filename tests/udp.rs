@@ -202,18 +202,15 @@ fn bep41_options_and_longer_announces_are_accepted() {
 fn port_in_use_is_one_clear_error() {
     let holder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port().to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bittorrent-tracker"))
-        .args([
-            "-p",
-            &port,
-            "--udp",
-            "--listen-v4",
-            "127.0.0.1",
-            "--listen-v6",
-            "off",
-        ])
-        .output()
-        .unwrap();
+    let out = run_tracker(&[
+        "-p",
+        &port,
+        "--udp",
+        "--listen-v4",
+        "127.0.0.1",
+        "--listen-v6",
+        "off",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(
@@ -228,17 +225,14 @@ fn port_in_use_is_one_clear_error() {
 fn a_second_tracker_on_the_same_port_is_refused() {
     let t = Tracker::start(&[]);
     let port = t.port.to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bittorrent-tracker"))
-        .args([
-            "-p",
-            &port,
-            "--listen-v4",
-            "127.0.0.1",
-            "--listen-v6",
-            "off",
-        ])
-        .output()
-        .unwrap();
+    let out = run_tracker(&[
+        "-p",
+        &port,
+        "--listen-v4",
+        "127.0.0.1",
+        "--listen-v6",
+        "off",
+    ]);
     assert!(
         !out.status.success(),
         "SO_REUSEPORT must not let a second copy share the port"

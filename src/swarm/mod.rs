@@ -132,6 +132,30 @@ impl<const N: usize> Family<N> {
     }
 }
 
+type Ids<'a> = Option<&'a mut Vec<crate::protocol::PeerId>>;
+
+/// Puts the announcer in its own family, then picks its peers: from its own
+/// family first, then (when wanted) from the other. Returns whether it was
+/// known before, and as a seeder.
+fn join_and_pick<const N: usize, const M: usize>(
+    own: (&mut Family<N>, &mut Vec<u8>, Ids<'_>),
+    other: (&Family<M>, &mut Vec<u8>, Ids<'_>),
+    key: [u8; N],
+    seeder: bool,
+    meta: PeerMeta,
+    want: &Want,
+    rng: &mut Rng,
+) -> Option<bool> {
+    let (family, out, ids) = own;
+    let (was, slot) = family.upsert(key, seeder, meta);
+    let got = family.pick(seeder, Some(slot), want.peers, rng, out, ids);
+    if want.both_families {
+        let (family, out, ids) = other;
+        family.pick(seeder, None, want.peers - got, rng, out, ids);
+    }
+    was
+}
+
 /// One torrent's peers, IPv4 and IPv6, seeders and leechers apart.
 #[derive(Debug, Default)]
 pub struct Swarm {
@@ -271,31 +295,23 @@ impl Shard {
         let swarm = self.torrents.entry(req.info_hash).or_default();
         swarm.last_active = now;
         let rng = &mut self.rng;
-        let mut budget = want.peers;
-        let (was, v6) = match ip {
+        let (Peers { v4, v6, ids4, ids6 }, ids) = (out, want.ids);
+        let (was, is_v6) = match ip {
             IpAddr::V4(a) => {
-                let (was, slot) = swarm.v4.upsert(compact_v4(a, req.port), seeder, meta);
-                let ids4 = want.ids.then_some(&mut out.ids4);
-                budget -= swarm
-                    .v4
-                    .pick(seeder, Some(slot), budget, rng, &mut out.v4, ids4);
-                if want.both_families {
-                    let ids6 = want.ids.then_some(&mut out.ids6);
-                    swarm.v6.pick(seeder, None, budget, rng, &mut out.v6, ids6);
-                }
-                (was, false)
+                let own = (&mut swarm.v4, v4, ids.then_some(ids4));
+                let other = (&swarm.v6, v6, ids.then_some(ids6));
+                (
+                    join_and_pick(own, other, compact_v4(a, req.port), seeder, meta, want, rng),
+                    false,
+                )
             }
             IpAddr::V6(a) => {
-                let (was, slot) = swarm.v6.upsert(compact_v6(a, req.port), seeder, meta);
-                let ids6 = want.ids.then_some(&mut out.ids6);
-                budget -= swarm
-                    .v6
-                    .pick(seeder, Some(slot), budget, rng, &mut out.v6, ids6);
-                if want.both_families {
-                    let ids4 = want.ids.then_some(&mut out.ids4);
-                    swarm.v4.pick(seeder, None, budget, rng, &mut out.v4, ids4);
-                }
-                (was, true)
+                let own = (&mut swarm.v6, v6, ids.then_some(ids6));
+                let other = (&swarm.v4, v4, ids.then_some(ids4));
+                (
+                    join_and_pick(own, other, compact_v6(a, req.port), seeder, meta, want, rng),
+                    true,
+                )
             }
         };
         let completed_now = req.event == Event::Completed && was != Some(true);
@@ -307,10 +323,10 @@ impl Shard {
             self.totals.completed += 1;
         }
         match was {
-            None => self.count(v6, seeder, 1),
+            None => self.count(is_v6, seeder, 1),
             Some(old) if old != seeder => {
-                self.count(v6, old, -1);
-                self.count(v6, seeder, 1);
+                self.count(is_v6, old, -1);
+                self.count(is_v6, seeder, 1);
             }
             Some(_) => {}
         }

@@ -94,6 +94,14 @@ impl Tracker {
     }
 }
 
+/// Runs the tracker binary to its end (for start-up failures).
+pub fn run_tracker(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bittorrent-tracker"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 fn unsafe_kill(pid: u32, sig: i32) {
     Command::new("kill")
         .arg(format!("-{sig}"))
