@@ -1,0 +1,476 @@
+//! HTTP load: announces and scrapes over keep-alive connections, one request
+//! in flight per connection, every reply parsed and checked.
+
+use crate::report::{Live, Stats};
+use crate::workload::{Generator, Kind};
+use crate::LoadOpts;
+use bittorrent_tracker::protocol::bencode::{self, Value};
+use bittorrent_tracker::protocol::http::percent_encode;
+use bittorrent_tracker::protocol::InfoHash;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Connecting,
+    Idle,
+    Busy,
+}
+
+struct Conn {
+    stream: TcpStream,
+    source: usize,
+    state: State,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    written: usize,
+    pending: Option<(Kind, Instant, u32)>,
+}
+
+fn connect(opts: &LoadOpts, thread: usize, source: usize) -> std::io::Result<TcpStream> {
+    let target = opts.target;
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(target),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    s.set_nonblocking(true)?;
+    s.bind(&opts.source(thread, source).into())?;
+    let _ = s.set_nodelay(true);
+    match s.connect(&target.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(s.into()))
+}
+
+/// A whole response at the front of a buffer.
+struct Framed {
+    status: u16,
+    body: std::ops::Range<usize>,
+    /// Bytes of the buffer it takes.
+    used: usize,
+}
+
+/// The response at the front of `buf`: `None` while incomplete, `Err` when
+/// it is no HTTP response.
+fn parse_response(buf: &[u8]) -> Option<Result<Framed, ()>> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&buf[..head_end]).ok();
+    let Some(head) = head else {
+        return Some(Err(()));
+    };
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok());
+    let Some(status) = status else {
+        return Some(Err(()));
+    };
+    let mut len = 0usize;
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("content-length") {
+                match v.trim().parse() {
+                    Ok(n) => len = n,
+                    Err(_) => return Some(Err(())),
+                }
+            }
+        }
+    }
+    if buf.len() < head_end + len {
+        return None;
+    }
+    Some(Ok(Framed {
+        status,
+        body: head_end..head_end + len,
+        used: head_end + len,
+    }))
+}
+
+enum Verdict {
+    Ok,
+    Error,
+    Invalid,
+}
+
+fn check(kind: Kind, expect: u32, status: u16, body: &[u8]) -> Verdict {
+    if status != 200 {
+        return Verdict::Invalid;
+    }
+    let Ok(v) = bencode::decode(body) else {
+        return Verdict::Invalid;
+    };
+    if v.get(b"failure reason").is_some() {
+        return Verdict::Error;
+    }
+    let ok = match kind {
+        Kind::Announce => {
+            let peers = v.get(b"peers").and_then(Value::as_bytes);
+            let peers6 = v.get(b"peers6").and_then(Value::as_bytes).unwrap_or(b"");
+            v.get(b"interval").and_then(Value::as_int).is_some()
+                && peers.is_some_and(|p| p.len() % 6 == 0 && peers6.len() % 18 == 0)
+                && peers.map_or(0, |p| p.len() / 6) + peers6.len() / 18 <= expect as usize
+        }
+        _ => v
+            .get(b"files")
+            .and_then(Value::as_dict)
+            .is_some_and(|f| f.len() == expect as usize),
+    };
+    if ok {
+        Verdict::Ok
+    } else {
+        Verdict::Invalid
+    }
+}
+
+struct Load<'a> {
+    opts: &'a LoadOpts,
+    thread: usize,
+    gen: Generator,
+    stats: Stats,
+    hashes: Vec<InfoHash>,
+    query: String,
+}
+
+impl Load<'_> {
+    /// Writes the next request of `kind` into the connection's buffer.
+    fn request(&mut self, c: &mut Conn, kind: Kind, due: Instant) {
+        let q = &mut self.query;
+        q.clear();
+        let expect = if kind == Kind::Scrape {
+            self.gen.scrape(&mut self.hashes);
+            q.push_str("/scrape?");
+            for (i, h) in self.hashes.iter().enumerate() {
+                q.push_str(if i == 0 { "info_hash=" } else { "&info_hash=" });
+                percent_encode(&h.0, q);
+            }
+            self.hashes.sort_unstable();
+            self.hashes.dedup();
+            self.hashes.len() as u32
+        } else {
+            let peer = self.gen.pick_peer();
+            // One source address per connection; one port per peer of it.
+            let port = 1 + (peer % 65_535) as u16;
+            let a = self.gen.announce(peer, port);
+            q.push_str("/announce?info_hash=");
+            percent_encode(&a.info_hash.0, q);
+            q.push_str("&peer_id=");
+            percent_encode(&a.peer_id.0, q);
+            use std::fmt::Write as _;
+            let _ = write!(
+                q,
+                "&port={}&uploaded=0&downloaded=0&left={}&numwant={}&compact=1&key={:x}",
+                a.port,
+                a.left.unwrap_or(0),
+                self.gen.numwant(),
+                a.key.unwrap_or(0)
+            );
+            if !a.event.as_str().is_empty() {
+                q.push_str("&event=");
+                q.push_str(a.event.as_str());
+            }
+            self.gen.numwant()
+        };
+        c.wbuf.clear();
+        c.written = 0;
+        let _ = write!(
+            c.wbuf,
+            "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            q, self.opts.target
+        );
+        c.pending = Some((kind, due, expect));
+        c.state = State::Busy;
+        self.stats.sent[kind as usize] += 1;
+    }
+
+    fn next_kind(&mut self) -> Kind {
+        match self.gen.kind() {
+            Kind::Connect => Kind::Announce,
+            k => k,
+        }
+    }
+}
+
+fn flush(c: &mut Conn) -> std::io::Result<()> {
+    while c.written < c.wbuf.len() {
+        match c.stream.write(&c.wbuf[c.written..]) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => c.written += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One load thread.
+pub fn engine(
+    opts: &LoadOpts,
+    thread: usize,
+    live: &Live,
+    deadline: Instant,
+) -> Result<Stats, String> {
+    let threads = opts.threads.max(1);
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let n = (opts.connections / threads).max(1);
+    let sources = opts.sources.max(1);
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut stream = connect(opts, thread, i % sources)
+            .map_err(|e| format!("connect to {}: {e}", opts.target))?;
+        poll.registry()
+            .register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| e.to_string())?;
+        conns.push(Conn {
+            stream,
+            source: i % sources,
+            state: State::Connecting,
+            rbuf: Vec::with_capacity(4096),
+            wbuf: Vec::with_capacity(512),
+            written: 0,
+            pending: None,
+        });
+    }
+    let mut load = Load {
+        opts,
+        thread,
+        gen: Generator::new(&opts.workload, thread, threads, 0x4777_5eed ^ thread as u64),
+        stats: Stats::new(),
+        hashes: Vec::new(),
+        query: String::with_capacity(512),
+    };
+    let interval = opts
+        .rate
+        .map(|r| Duration::from_secs_f64(threads as f64 / r.max(1) as f64));
+    let timeout = Duration::from_millis(opts.timeout_ms);
+    let mut events = Events::with_capacity(1024);
+    let mut idle: Vec<usize> = Vec::new();
+    let mut next_due = Instant::now();
+    let mut last_sweep = Instant::now();
+    let (mut published_sent, mut answered, mut bad) = (0u64, 0u64, 0u64);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        if let Some(every) = interval {
+            while next_due <= now {
+                match idle.pop() {
+                    Some(i) => {
+                        let kind = load.next_kind();
+                        load.request(&mut conns[i], kind, next_due);
+                        if flush(&mut conns[i]).is_err() {
+                            bad += 1;
+                        }
+                    }
+                    None => load.stats.not_sent += 1,
+                }
+                next_due += every;
+            }
+        }
+        let wait = match interval {
+            Some(_) => next_due
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(5)),
+            None => Duration::from_millis(5),
+        };
+        poll.poll(&mut events, Some(wait))
+            .map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        for ev in events.iter() {
+            let i = ev.token().0;
+            let c = &mut conns[i];
+            if c.state == State::Connecting && (ev.is_writable() || ev.is_readable()) {
+                if c.stream.peer_addr().is_err() {
+                    continue; // not connected yet, or failed: the sweep reconnects
+                }
+                c.state = State::Idle;
+                if interval.is_none() {
+                    let kind = load.next_kind();
+                    load.request(c, kind, now);
+                } else {
+                    idle.push(i);
+                }
+            }
+            if c.state == State::Busy && ev.is_writable() && flush(c).is_err() {
+                c.pending = None;
+                c.state = State::Connecting;
+                bad += 1;
+                continue;
+            }
+            if !ev.is_readable() {
+                continue;
+            }
+            let mut closed = false;
+            loop {
+                match c.stream.read(&mut buf) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => c.rbuf.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            while let Some(parsed) = parse_response(&c.rbuf) {
+                let Some((kind, at, expect)) = c.pending.take() else {
+                    // A reply nobody asked for.
+                    load.stats.invalid[Kind::Announce as usize] += 1;
+                    bad += 1;
+                    c.rbuf.clear();
+                    break;
+                };
+                let k = kind as usize;
+                let used = match parsed {
+                    Ok(Framed { status, body, used }) => {
+                        match check(kind, expect, status, &c.rbuf[body]) {
+                            Verdict::Ok => {
+                                load.stats.ok[k] += 1;
+                                load.stats.record(kind, now.saturating_duration_since(at));
+                                answered += 1;
+                            }
+                            Verdict::Error => {
+                                load.stats.errors[k] += 1;
+                                load.stats.record(kind, now.saturating_duration_since(at));
+                                answered += 1;
+                                bad += 1;
+                            }
+                            Verdict::Invalid => {
+                                load.stats.invalid[k] += 1;
+                                bad += 1;
+                            }
+                        }
+                        used
+                    }
+                    Err(()) => {
+                        load.stats.invalid[k] += 1;
+                        bad += 1;
+                        c.rbuf.len()
+                    }
+                };
+                c.rbuf.drain(..used);
+                c.state = State::Idle;
+                if interval.is_none() {
+                    let kind = load.next_kind();
+                    load.request(c, kind, now);
+                    if flush(c).is_err() {
+                        closed = true;
+                    }
+                } else {
+                    idle.push(i);
+                }
+            }
+            if closed {
+                if let Some((kind, _, _)) = c.pending.take() {
+                    // Closed with a request in flight: it will never be answered.
+                    load.stats.invalid[kind as usize] += 1;
+                    bad += 1;
+                }
+                let _ = poll.registry().deregister(&mut c.stream);
+                idle.retain(|&x| x != i);
+                match connect(opts, load.thread, c.source) {
+                    Ok(mut s) => {
+                        let _ = poll.registry().register(
+                            &mut s,
+                            Token(i),
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                        c.stream = s;
+                        c.state = State::Connecting;
+                        c.rbuf.clear();
+                    }
+                    Err(e) => return Err(format!("reconnect to {}: {e}", opts.target)),
+                }
+            }
+        }
+        if now.duration_since(last_sweep) >= Duration::from_millis(50) {
+            last_sweep = now;
+            for (i, c) in conns.iter_mut().enumerate() {
+                if let Some((kind, at, _)) = c.pending {
+                    if now.saturating_duration_since(at) > timeout {
+                        // Its reply may still come: this connection starts afresh.
+                        load.stats.timeouts[kind as usize] += 1;
+                        bad += 1;
+                        c.pending = None;
+                        let _ = poll.registry().deregister(&mut c.stream);
+                        idle.retain(|&x| x != i);
+                        if let Ok(mut s) = connect(opts, load.thread, c.source) {
+                            let _ = poll.registry().register(
+                                &mut s,
+                                Token(i),
+                                Interest::READABLE | Interest::WRITABLE,
+                            );
+                            c.stream = s;
+                            c.state = State::Connecting;
+                            c.rbuf.clear();
+                        }
+                    }
+                }
+            }
+            let sent: u64 = load.stats.sent.iter().sum();
+            live.add(sent - published_sent, answered, bad);
+            published_sent = sent;
+            answered = 0;
+            bad = 0;
+        }
+    }
+    Ok(load.stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_are_framed_and_checked() {
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1";
+        let f = parse_response(r).unwrap().unwrap();
+        assert_eq!((f.status, &r[f.body], f.used), (200, &b"hello"[..], 43));
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello").is_none());
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n")
+                .unwrap()
+                .is_err()
+        );
+
+        let ok = b"d8:completei1e10:incompletei0e8:intervali600e5:peers6:\x7f\x00\x00\x01\x00\x01e";
+        assert!(matches!(check(Kind::Announce, 30, 200, ok), Verdict::Ok));
+        assert!(
+            matches!(check(Kind::Announce, 0, 200, ok), Verdict::Invalid),
+            "more peers than asked"
+        );
+        assert!(matches!(
+            check(Kind::Announce, 30, 404, ok),
+            Verdict::Invalid
+        ));
+        assert!(matches!(
+            check(Kind::Announce, 30, 200, b"d14:failure reason4:nope"),
+            Verdict::Invalid
+        ));
+        assert!(matches!(
+            check(Kind::Announce, 30, 200, b"d14:failure reason3:nooe"),
+            Verdict::Error
+        ));
+        let scrape =
+            b"d5:filesd20:aaaaaaaaaaaaaaaaaaaad8:completei0e10:downloadedi0e10:incompletei0eeee";
+        assert!(matches!(check(Kind::Scrape, 1, 200, scrape), Verdict::Ok));
+        assert!(matches!(
+            check(Kind::Scrape, 2, 200, scrape),
+            Verdict::Invalid
+        ));
+    }
+}

@@ -1,0 +1,256 @@
+//! Counts, latency histograms, the live progress line and the final report.
+
+use crate::workload::Kind;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// What one load thread saw.
+pub struct Stats {
+    pub sent: [u64; 3],
+    pub ok: [u64; 3],
+    /// Well-formed error replies (UDP action 3, HTTP `failure reason`).
+    pub errors: [u64; 3],
+    /// Replies that break the protocol: wrong action, size, counts; bad HTTP.
+    pub invalid: [u64; 3],
+    pub timeouts: [u64; 3],
+    /// Replies that came after their request had timed out.
+    pub late: u64,
+    /// Open loop: requests due but not sent (in-flight limit or no idle connection).
+    pub not_sent: u64,
+    /// Latency in microseconds, per kind (answered requests only).
+    pub latency: [Histogram<u64>; 3],
+}
+
+impl Stats {
+    pub fn new() -> Stats {
+        let h = || Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+        Stats {
+            sent: [0; 3],
+            ok: [0; 3],
+            errors: [0; 3],
+            invalid: [0; 3],
+            timeouts: [0; 3],
+            late: 0,
+            not_sent: 0,
+            latency: [h(), h(), h()],
+        }
+    }
+
+    pub fn record(&mut self, kind: Kind, latency: Duration) {
+        let us = (latency.as_micros() as u64).clamp(1, 60_000_000);
+        let _ = self.latency[kind as usize].record(us);
+    }
+
+    pub fn merge(&mut self, o: &Stats) {
+        for k in 0..3 {
+            self.sent[k] += o.sent[k];
+            self.ok[k] += o.ok[k];
+            self.errors[k] += o.errors[k];
+            self.invalid[k] += o.invalid[k];
+            self.timeouts[k] += o.timeouts[k];
+            let _ = self.latency[k].add(&o.latency[k]);
+        }
+        self.late += o.late;
+        self.not_sent += o.not_sent;
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}
+
+/// Counters a load thread publishes for the progress line.
+#[derive(Default)]
+#[repr(align(64))]
+pub struct Live {
+    pub sent: AtomicU64,
+    pub answered: AtomicU64,
+    pub bad: AtomicU64,
+}
+
+impl Live {
+    pub fn add(&self, sent: u64, answered: u64, bad: u64) {
+        self.sent.fetch_add(sent, Ordering::Relaxed);
+        self.answered.fetch_add(answered, Ordering::Relaxed);
+        self.bad.fetch_add(bad, Ordering::Relaxed);
+    }
+}
+
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct Line {
+    pub sent: u64,
+    pub answered: u64,
+    pub per_second: f64,
+    pub errors: u64,
+    pub invalid: u64,
+    pub timeouts: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+/// The final report, also written as JSON with `--json`.
+#[derive(Serialize, Clone, Debug)]
+pub struct Report {
+    pub protocol: String,
+    pub target: String,
+    pub mode: String,
+    pub seconds: f64,
+    pub threads: usize,
+    pub connect: Line,
+    pub announce: Line,
+    pub scrape: Line,
+    pub total: Line,
+    pub late: u64,
+    pub not_sent: u64,
+}
+
+fn line(s: &Stats, k: Option<usize>, secs: f64) -> Line {
+    let ks: Vec<usize> = k.map_or(vec![0, 1, 2], |k| vec![k]);
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    ks.iter().for_each(|&k| {
+        let _ = h.add(&s.latency[k]);
+    });
+    let sum = |a: &[u64; 3]| ks.iter().map(|&k| a[k]).sum::<u64>();
+    let answered = sum(&s.ok) + sum(&s.errors);
+    let q = |p: f64| {
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(p)
+        }
+    };
+    Line {
+        sent: sum(&s.sent),
+        answered,
+        per_second: answered as f64 / secs,
+        errors: sum(&s.errors),
+        invalid: sum(&s.invalid),
+        timeouts: sum(&s.timeouts),
+        p50_us: q(0.5),
+        p90_us: q(0.9),
+        p99_us: q(0.99),
+        p999_us: q(0.999),
+        max_us: if h.is_empty() { 0 } else { h.max() },
+    }
+}
+
+impl Report {
+    pub fn new(
+        protocol: &str,
+        target: &str,
+        mode: String,
+        seconds: f64,
+        threads: usize,
+        s: &Stats,
+    ) -> Report {
+        Report {
+            protocol: protocol.into(),
+            target: target.into(),
+            mode,
+            seconds,
+            threads,
+            connect: line(s, Some(0), seconds),
+            announce: line(s, Some(1), seconds),
+            scrape: line(s, Some(2), seconds),
+            total: line(s, None, seconds),
+            late: s.late,
+            not_sent: s.not_sent,
+        }
+    }
+
+    /// Requests answered per second, all kinds.
+    pub fn rate(&self) -> f64 {
+        self.total.per_second
+    }
+
+    pub fn print(&self) {
+        println!(
+            "{} load on {}: {}, {:.1} s, {} thread(s)",
+            self.protocol, self.target, self.mode, self.seconds, self.threads
+        );
+        println!(
+            "{:<9} {:>11} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "",
+            "sent",
+            "answered",
+            "per second",
+            "errors",
+            "invalid",
+            "timeouts",
+            "p50 µs",
+            "p90 µs",
+            "p99 µs",
+            "p99.9 µs"
+        );
+        for (name, l) in [
+            ("connect", &self.connect),
+            ("announce", &self.announce),
+            ("scrape", &self.scrape),
+            ("total", &self.total),
+        ] {
+            if l.sent == 0 && name != "total" {
+                continue;
+            }
+            println!(
+                "{:<9} {:>11} {:>11} {:>11.0} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                name,
+                l.sent,
+                l.answered,
+                l.per_second,
+                l.errors,
+                l.invalid,
+                l.timeouts,
+                l.p50_us,
+                l.p90_us,
+                l.p99_us,
+                l.p999_us
+            );
+        }
+        if self.late > 0 || self.not_sent > 0 {
+            println!(
+                "late replies: {}, due but not sent: {}",
+                self.late, self.not_sent
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_add_up_by_kind() {
+        let mut a = Stats::new();
+        a.sent = [1, 10, 2];
+        a.ok = [1, 8, 2];
+        a.errors = [0, 1, 0];
+        a.timeouts = [0, 1, 0];
+        for us in [100u64, 200, 300, 400] {
+            a.record(Kind::Announce, Duration::from_micros(us));
+        }
+        let mut b = Stats::new();
+        b.sent = [0, 10, 0];
+        b.ok = [0, 10, 0];
+        b.record(Kind::Announce, Duration::from_micros(1000));
+        a.merge(&b);
+        let r = Report::new("udp", "x", "closed".into(), 2.0, 1, &a);
+        assert_eq!(
+            (r.announce.sent, r.announce.answered, r.announce.errors),
+            (20, 19, 1)
+        );
+        assert_eq!(r.total.sent, 23);
+        assert_eq!(r.total.answered, 22);
+        assert_eq!(r.total.per_second, 11.0);
+        assert_eq!(r.announce.p50_us, 300);
+        assert_eq!(r.announce.max_us, 1000);
+        assert_eq!(r.scrape.p50_us, 0);
+    }
+}

@@ -1,0 +1,253 @@
+//! The workload model: torrents with skewed popularity, peers with a life
+//! cycle, and the mix of request types.
+
+use bittorrent_tracker::protocol::{AnnounceRequest, Event, InfoHash, PeerId};
+use bittorrent_tracker::swarm::Rng;
+use clap::Args;
+
+/// What the simulated peers do. Shared by every protocol.
+#[derive(Args, Clone, Debug, serde::Serialize)]
+pub struct Workload {
+    /// Torrents in the model
+    #[arg(long, default_value_t = 1_000_000)]
+    pub torrents: u32,
+    /// Peers in the model (split over the load threads)
+    #[arg(long, default_value_t = 2_000_000)]
+    pub peers: u32,
+    /// Popularity skew: torrent = torrents * u^skew for uniform u; 1 is
+    /// uniform, 3 sends a tenth of the peers to the top 0.1% of torrents
+    #[arg(long, default_value_t = 3.0)]
+    pub skew: f64,
+    /// Fraction of peers that start as seeders
+    #[arg(long, default_value_t = 0.5)]
+    pub seeders: f64,
+    /// Weight of announces in the request mix
+    #[arg(long, default_value_t = 100)]
+    pub announce: u32,
+    /// Weight of scrapes in the request mix
+    #[arg(long, default_value_t = 1)]
+    pub scrape: u32,
+    /// Weight of extra connects in the mix (UDP; ids are refreshed anyway)
+    #[arg(long, default_value_t = 0)]
+    pub connect: u32,
+    /// Peers each announce asks for
+    #[arg(long, default_value_t = 30)]
+    pub numwant: u32,
+    /// Info hashes per scrape
+    #[arg(long, default_value_t = 10)]
+    pub scrape_width: usize,
+    /// Chance that an active leecher's announce is `completed`
+    #[arg(long, default_value_t = 0.05)]
+    pub complete_chance: f64,
+    /// Chance that an active peer's announce is `stopped` (it starts again later)
+    #[arg(long, default_value_t = 0.02)]
+    pub stop_chance: f64,
+}
+
+/// A request type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Connect = 0,
+    Announce = 1,
+    Scrape = 2,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Connect, Kind::Announce, Kind::Scrape];
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Connect => "connect",
+            Kind::Announce => "announce",
+            Kind::Scrape => "scrape",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Peer {
+    torrent: u32,
+    left: u64,
+    active: bool,
+}
+
+/// splitmix64: a fixed, well-spread sequence.
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The info hash of torrent `t`: spread over every owner of every tracker.
+pub fn info_hash(t: u32) -> InfoHash {
+    let mut h = [0u8; 20];
+    h[..8].copy_from_slice(&mix(t as u64).to_be_bytes());
+    h[8..16].copy_from_slice(&mix(t as u64 ^ 0x5eed).to_be_bytes());
+    h[16..].copy_from_slice(&t.to_be_bytes());
+    InfoHash(h)
+}
+
+/// One load thread's share of the peers, and the dice.
+pub struct Generator {
+    w: Workload,
+    peers: Vec<Peer>,
+    /// Global index of this thread's first peer.
+    first: u64,
+    rng: Rng,
+    weights: [u32; 3],
+}
+
+impl Generator {
+    pub fn new(w: &Workload, thread: usize, threads: usize, seed: u64) -> Self {
+        let per = (w.peers as usize).div_ceil(threads.max(1)).max(1);
+        let mut rng = Rng::new(seed ^ mix(thread as u64));
+        let torrents = w.torrents.max(1);
+        let peers = (0..per)
+            .map(|_| {
+                let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                let torrent = ((torrents as f64) * u.powf(w.skew.max(1.0))) as u32;
+                let seeder = ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < w.seeders;
+                Peer {
+                    torrent: torrent.min(torrents - 1),
+                    left: if seeder { 0 } else { 1 << 30 },
+                    active: false,
+                }
+            })
+            .collect();
+        let weights = [w.connect, w.announce, w.scrape];
+        Generator {
+            w: w.clone(),
+            peers,
+            first: (thread * per) as u64,
+            rng,
+            weights,
+        }
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        ((self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// The next request type, by the weights of the mix.
+    pub fn kind(&mut self) -> Kind {
+        let total: u32 = self.weights.iter().sum();
+        let mut r = self.rng.below(total.max(1) as usize) as u32;
+        for (k, &w) in Kind::ALL.iter().zip(&self.weights) {
+            if r < w {
+                return *k;
+            }
+            r -= w;
+        }
+        Kind::Announce
+    }
+
+    /// A random local peer index (which source address it uses is the caller's choice: `index % sources`).
+    pub fn pick_peer(&mut self) -> usize {
+        self.rng.below(self.peers.len())
+    }
+
+    /// The announce peer `i` sends next, advancing its life cycle: a new peer
+    /// starts; an active one updates, sometimes completes (leechers) or stops.
+    /// `port` is where it says it listens.
+    pub fn announce(&mut self, i: usize, port: u16) -> AnnounceRequest {
+        let (complete_chance, stop_chance) = (self.w.complete_chance, self.w.stop_chance);
+        let event = if !self.peers[i].active {
+            self.peers[i].active = true;
+            Event::Started
+        } else if self.chance(stop_chance) {
+            self.peers[i].active = false;
+            Event::Stopped
+        } else if self.peers[i].left > 0 && self.chance(complete_chance) {
+            self.peers[i].left = 0;
+            Event::Completed
+        } else {
+            Event::None
+        };
+        let p = self.peers[i];
+        let global = self.first + i as u64;
+        let mut id = *b"-LG0001-000000000000";
+        id[8..16].copy_from_slice(&mix(global).to_be_bytes());
+        AnnounceRequest {
+            info_hash: info_hash(p.torrent),
+            peer_id: PeerId(id),
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left: Some(p.left),
+            event,
+            numwant: Some(self.w.numwant),
+            key: Some(global as u32),
+        }
+    }
+
+    /// Hashes for one scrape: torrents of random peers (so, by popularity).
+    pub fn scrape(&mut self, out: &mut Vec<InfoHash>) {
+        out.clear();
+        for _ in 0..self.w.scrape_width.max(1) {
+            let i = self.pick_peer();
+            out.push(info_hash(self.peers[i].torrent));
+        }
+    }
+
+    pub fn numwant(&self) -> u32 {
+        self.w.numwant
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        w: Workload,
+    }
+
+    fn workload(args: &[&str]) -> Workload {
+        let mut v = vec!["t"];
+        v.extend_from_slice(args);
+        T::parse_from(v).w
+    }
+
+    #[test]
+    fn life_cycle_starts_then_updates() {
+        let w = workload(&[
+            "--peers",
+            "10",
+            "--stop-chance",
+            "0",
+            "--complete-chance",
+            "0",
+        ]);
+        let mut g = Generator::new(&w, 0, 1, 1);
+        assert_eq!(g.announce(3, 7).event, Event::Started);
+        assert_eq!(g.announce(3, 7).event, Event::None);
+        let w = workload(&["--peers", "10", "--stop-chance", "1"]);
+        let mut g = Generator::new(&w, 0, 1, 1);
+        assert_eq!(g.announce(3, 7).event, Event::Started);
+        assert_eq!(g.announce(3, 7).event, Event::Stopped);
+        assert_eq!(g.announce(3, 7).event, Event::Started);
+    }
+
+    #[test]
+    fn skew_makes_a_few_torrents_popular_and_mix_follows_weights() {
+        let w = workload(&[
+            "--peers",
+            "100000",
+            "--torrents",
+            "100000",
+            "--scrape",
+            "10",
+        ]);
+        let mut g = Generator::new(&w, 0, 1, 7);
+        let top = g.peers.iter().filter(|p| p.torrent < 100).count();
+        // u^3 < 0.001 for u < 0.1: about a tenth of the peers.
+        assert!((8_000..12_000).contains(&top), "{top}");
+        let scrapes = (0..110_000).filter(|_| g.kind() == Kind::Scrape).count();
+        assert!((8_000..12_000).contains(&scrapes), "{scrapes}");
+        let seeders = g.peers.iter().filter(|p| p.left == 0).count();
+        assert!((45_000..55_000).contains(&seeders));
+    }
+}

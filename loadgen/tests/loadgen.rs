@@ -1,0 +1,245 @@
+//! Each mode of tracker-loadgen, briefly, against a real tracker on loopback
+//! (started in-process through the library), the floor, and a broken
+//! tracker that the validation must catch.
+
+use bittorrent_tracker::{Server, ServerConfig};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+
+fn loadgen(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tracker-loadgen"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON report")
+}
+
+fn tracker() -> Server {
+    Server::start(ServerConfig {
+        port: 0,
+        workers: 2,
+        listen_v4: Some([127, 0, 0, 1].into()),
+        listen_v6: None,
+        log: bittorrent_tracker::config::LogLevel::Errors,
+        ..ServerConfig::default()
+    })
+    .expect("tracker starts")
+}
+
+fn n(v: &serde_json::Value, path: &str) -> u64 {
+    let mut x = v;
+    for k in path.split('.') {
+        x = &x[k];
+    }
+    x.as_u64().unwrap_or_else(|| panic!("{path} in {v}"))
+}
+
+const SMALL: [&str; 8] = [
+    "--torrents",
+    "1000",
+    "--peers",
+    "2000",
+    "--duration",
+    "1",
+    "--quiet",
+    "--json",
+];
+
+#[test]
+fn udp_closed_loop_against_the_tracker() {
+    let t = tracker();
+    let target = format!("127.0.0.1:{}", t.port());
+    let r = json(&loadgen(
+        &[&["udp", "--target", &target, "--sources", "4"][..], &SMALL].concat(),
+    ));
+    assert!(n(&r, "announce.answered") > 100, "{r}");
+    assert!(n(&r, "scrape.answered") > 0, "{r}");
+    assert_eq!(n(&r, "connect.answered"), 4, "one connect per source");
+    for k in ["errors", "invalid", "timeouts"] {
+        assert_eq!(n(&r, &format!("total.{k}")), 0, "{k}: {r}");
+    }
+    assert!(n(&r, "total.p50_us") > 0);
+    assert_eq!(r["mode"], "closed loop, window 256 per thread");
+    t.shutdown();
+}
+
+#[test]
+fn udp_open_loop_keeps_its_rate() {
+    let t = tracker();
+    let target = format!("127.0.0.1:{}", t.port());
+    let r = json(&loadgen(
+        &[&["udp", "--target", &target, "--rate", "2000"][..], &SMALL].concat(),
+    ));
+    let answered = n(&r, "total.answered");
+    assert!(
+        (1500..=2500).contains(&answered),
+        "about 2000 in a second: {r}"
+    );
+    assert_eq!(n(&r, "total.invalid") + n(&r, "total.timeouts"), 0, "{r}");
+    assert_eq!(r["mode"], "open loop at 2000/s, window 256 per thread");
+    t.shutdown();
+}
+
+#[test]
+fn http_keep_alive_connections() {
+    let t = tracker();
+    let target = format!("127.0.0.1:{}", t.port());
+    let r = json(&loadgen(
+        &[
+            &["http", "--target", &target, "--connections", "20"][..],
+            &SMALL,
+        ]
+        .concat(),
+    ));
+    assert!(n(&r, "announce.answered") > 100, "{r}");
+    assert_eq!(n(&r, "connect.sent"), 0, "no connects over HTTP");
+    for k in ["errors", "invalid", "timeouts"] {
+        assert_eq!(n(&r, &format!("total.{k}")), 0, "{k}: {r}");
+    }
+    t.shutdown();
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn floor_answers_everything() {
+    let port = free_udp_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let mut floor = Command::new(env!("CARGO_BIN_EXE_tracker-loadgen"))
+        .args(["floor", "--listen", &listen, "--duration", "5"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let r = json(&loadgen(
+        &[&["udp", "--target", &listen][..], &SMALL].concat(),
+    ));
+    assert!(n(&r, "total.answered") > 1000, "{r}");
+    assert_eq!(
+        n(&r, "total.invalid") + n(&r, "total.timeouts") + n(&r, "total.errors"),
+        0,
+        "{r}"
+    );
+    let _ = floor.kill();
+    let _ = floor.wait();
+}
+
+#[test]
+fn broken_replies_are_counted_invalid() {
+    // Answers connects correctly, announces with a peer list cut mid-peer.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target: SocketAddr = sock.local_addr().unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = sock.recv_from(&mut buf) {
+            let tid = &buf[12..16];
+            let reply: Vec<u8> = match (len, buf[11]) {
+                (16, 0) => [&[0, 0, 0, 0][..], tid, &[9; 8]].concat(),
+                (_, 1) => [
+                    &[0, 0, 0, 1][..],
+                    tid,
+                    &[0, 0, 7, 8, 0, 0, 0, 1, 0, 0, 0, 1],
+                    &[1, 2, 3],
+                ]
+                .concat(),
+                _ => [&[0, 0, 0, 3][..], tid, b"no"].concat(),
+            };
+            let _ = sock.send_to(&reply, from);
+        }
+    });
+    let t = target.to_string();
+    let r = json(&loadgen(
+        &[
+            &["udp", "--target", &t, "--sources", "1", "--window", "4"][..],
+            &SMALL,
+        ]
+        .concat(),
+    ));
+    assert!(n(&r, "announce.invalid") > 10, "{r}");
+    assert_eq!(n(&r, "announce.answered"), 0, "{r}");
+    assert_eq!(n(&r, "scrape.invalid"), 0);
+    assert_eq!(
+        n(&r, "scrape.errors"),
+        n(&r, "scrape.answered"),
+        "error packets are errors: {r}"
+    );
+}
+
+#[test]
+fn compare_runs_trackers_in_rounds_and_prints_one_table() {
+    let exe = env!("CARGO_BIN_EXE_tracker-loadgen");
+    let port = free_udp_port();
+    let target = format!("127.0.0.1:{port}");
+    let floor = format!("a={exe} floor --listen {target}");
+    let again = format!("b={exe} floor --listen {target}");
+    let out = loadgen(&[
+        "compare",
+        "--tracker",
+        &floor,
+        "--tracker",
+        &again,
+        "--rounds",
+        "2",
+        "--target",
+        &target,
+        "--duration",
+        "0.5",
+        "--torrents",
+        "100",
+        "--peers",
+        "100",
+        "--quiet",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.matches("round ").count(),
+        4,
+        "two trackers, two rounds: {stderr}"
+    );
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| a ") || l.starts_with("| b "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    let cells: Vec<&str> = rows[0].split('|').map(str::trim).collect();
+    assert_eq!(
+        cells[3], "1.00",
+        "the first tracker is the baseline: {stdout}"
+    );
+    assert!(cells[2].parse::<f64>().unwrap() > 100.0, "{stdout}");
+
+    // A tracker that dies at start is reported, not waited on forever.
+    let out = loadgen(&[
+        "compare",
+        "--tracker",
+        "dead=sh -c 'echo cannot bind >&2; exit 3'",
+        "--target",
+        &target,
+        "--duration",
+        "0.5",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dead exited") && err.contains("cannot bind"),
+        "{err}"
+    );
+}
