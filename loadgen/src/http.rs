@@ -1,7 +1,7 @@
 //! HTTP load: announces and scrapes over keep-alive connections, one request
 //! in flight per connection, every reply parsed and checked.
 
-use crate::report::{Live, Stats};
+use crate::report::{Live, Stats, Unpublished, Verdict};
 use crate::workload::{Generator, Kind};
 use crate::LoadOpts;
 use bittorrent_tracker::protocol::bencode::{self, Value};
@@ -92,12 +92,6 @@ fn parse_response(buf: &[u8]) -> Option<Result<Framed, ()>> {
     }))
 }
 
-enum Verdict {
-    Ok,
-    Error,
-    Invalid,
-}
-
 fn check(kind: Kind, expect: u32, status: u16, body: &[u8]) -> Verdict {
     if status != 200 {
         return Verdict::Invalid;
@@ -130,7 +124,6 @@ fn check(kind: Kind, expect: u32, status: u16, body: &[u8]) -> Verdict {
 
 struct Load<'a> {
     opts: &'a LoadOpts,
-    thread: usize,
     gen: Generator,
     stats: Stats,
     hashes: Vec<InfoHash>,
@@ -196,6 +189,27 @@ impl Load<'_> {
     }
 }
 
+/// Replaces a connection that failed or timed out with a fresh one.
+fn reconnect(
+    c: &mut Conn,
+    i: usize,
+    poll: &Poll,
+    opts: &LoadOpts,
+    thread: usize,
+    idle: &mut Vec<usize>,
+) -> std::io::Result<()> {
+    let _ = poll.registry().deregister(&mut c.stream);
+    idle.retain(|&x| x != i);
+    let mut s = connect(opts, thread, c.source)?;
+    poll.registry()
+        .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+    c.stream = s;
+    c.state = State::Connecting;
+    c.pending = None;
+    c.rbuf.clear();
+    Ok(())
+}
+
 fn flush(c: &mut Conn) -> std::io::Result<()> {
     while c.written < c.wbuf.len() {
         match c.stream.write(&c.wbuf[c.written..]) {
@@ -242,7 +256,6 @@ pub fn engine(
     }
     let mut load = Load {
         opts,
-        thread,
         gen: Generator::new(&opts.workload, thread, threads, 0x4777_5eed ^ thread as u64),
         stats: Stats::new(),
         hashes: Vec::new(),
@@ -256,7 +269,7 @@ pub fn engine(
     let mut idle: Vec<usize> = Vec::new();
     let mut next_due = Instant::now();
     let mut last_sweep = Instant::now();
-    let (mut published_sent, mut answered, mut bad) = (0u64, 0u64, 0u64);
+    let mut u = Unpublished::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let now = Instant::now();
@@ -270,7 +283,10 @@ pub fn engine(
                         let kind = load.next_kind();
                         load.request(&mut conns[i], kind, next_due);
                         if flush(&mut conns[i]).is_err() {
-                            bad += 1;
+                            load.stats
+                                .tally(kind, Verdict::Invalid, Duration::ZERO, &mut u);
+                            reconnect(&mut conns[i], i, &poll, opts, thread, &mut idle)
+                                .map_err(|e| format!("reconnect to {}: {e}", opts.target))?;
                         }
                     }
                     None => load.stats.not_sent += 1,
@@ -290,9 +306,10 @@ pub fn engine(
         for ev in events.iter() {
             let i = ev.token().0;
             let c = &mut conns[i];
+            let mut broken = false;
             if c.state == State::Connecting && (ev.is_writable() || ev.is_readable()) {
                 if c.stream.peer_addr().is_err() {
-                    continue; // not connected yet, or failed: the sweep reconnects
+                    continue; // not connected yet, or refused: the sweep tries again
                 }
                 c.state = State::Idle;
                 if interval.is_none() {
@@ -303,129 +320,81 @@ pub fn engine(
                 }
             }
             if c.state == State::Busy && ev.is_writable() && flush(c).is_err() {
-                c.pending = None;
-                c.state = State::Connecting;
-                bad += 1;
-                continue;
+                broken = true;
             }
-            if !ev.is_readable() {
-                continue;
-            }
-            let mut closed = false;
-            loop {
-                match c.stream.read(&mut buf) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(n) => c.rbuf.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-            while let Some(parsed) = parse_response(&c.rbuf) {
-                let Some((kind, at, expect)) = c.pending.take() else {
-                    // A reply nobody asked for.
-                    load.stats.invalid[Kind::Announce as usize] += 1;
-                    bad += 1;
-                    c.rbuf.clear();
-                    break;
-                };
-                let k = kind as usize;
-                let used = match parsed {
-                    Ok(Framed { status, body, used }) => {
-                        match check(kind, expect, status, &c.rbuf[body]) {
-                            Verdict::Ok => {
-                                load.stats.ok[k] += 1;
-                                load.stats.record(kind, now.saturating_duration_since(at));
-                                answered += 1;
-                            }
-                            Verdict::Error => {
-                                load.stats.errors[k] += 1;
-                                load.stats.record(kind, now.saturating_duration_since(at));
-                                answered += 1;
-                                bad += 1;
-                            }
-                            Verdict::Invalid => {
-                                load.stats.invalid[k] += 1;
-                                bad += 1;
-                            }
+            if ev.is_readable() && !broken {
+                loop {
+                    match c.stream.read(&mut buf) {
+                        Ok(0) => {
+                            broken = true;
+                            break;
                         }
-                        used
+                        Ok(n) => c.rbuf.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            broken = true;
+                            break;
+                        }
                     }
-                    Err(()) => {
-                        load.stats.invalid[k] += 1;
-                        bad += 1;
-                        c.rbuf.len()
+                }
+                while let Some(parsed) = parse_response(&c.rbuf) {
+                    let Some((kind, at, expect)) = c.pending.take() else {
+                        // A reply nobody asked for.
+                        load.stats
+                            .tally(Kind::Announce, Verdict::Invalid, Duration::ZERO, &mut u);
+                        broken = true;
+                        break;
+                    };
+                    let (verdict, used) = match parsed {
+                        Ok(Framed { status, body, used }) => {
+                            (check(kind, expect, status, &c.rbuf[body]), used)
+                        }
+                        Err(()) => (Verdict::Invalid, c.rbuf.len()),
+                    };
+                    load.stats
+                        .tally(kind, verdict, now.saturating_duration_since(at), &mut u);
+                    c.rbuf.drain(..used);
+                    c.state = State::Idle;
+                    if interval.is_none() {
+                        let kind = load.next_kind();
+                        load.request(c, kind, now);
+                        if flush(c).is_err() {
+                            broken = true;
+                            break;
+                        }
+                    } else {
+                        idle.push(i);
                     }
-                };
-                c.rbuf.drain(..used);
-                c.state = State::Idle;
-                if interval.is_none() {
-                    let kind = load.next_kind();
-                    load.request(c, kind, now);
-                    if flush(c).is_err() {
-                        closed = true;
-                    }
-                } else {
-                    idle.push(i);
                 }
             }
-            if closed {
-                if let Some((kind, _, _)) = c.pending.take() {
+            if broken {
+                if let Some((kind, _, _)) = c.pending {
                     // Closed with a request in flight: it will never be answered.
-                    load.stats.invalid[kind as usize] += 1;
-                    bad += 1;
+                    load.stats
+                        .tally(kind, Verdict::Invalid, Duration::ZERO, &mut u);
                 }
-                let _ = poll.registry().deregister(&mut c.stream);
-                idle.retain(|&x| x != i);
-                match connect(opts, load.thread, c.source) {
-                    Ok(mut s) => {
-                        let _ = poll.registry().register(
-                            &mut s,
-                            Token(i),
-                            Interest::READABLE | Interest::WRITABLE,
-                        );
-                        c.stream = s;
-                        c.state = State::Connecting;
-                        c.rbuf.clear();
-                    }
-                    Err(e) => return Err(format!("reconnect to {}: {e}", opts.target)),
-                }
+                reconnect(c, i, &poll, opts, thread, &mut idle)
+                    .map_err(|e| format!("reconnect to {}: {e}", opts.target))?;
             }
         }
         if now.duration_since(last_sweep) >= Duration::from_millis(50) {
             last_sweep = now;
             for (i, c) in conns.iter_mut().enumerate() {
-                if let Some((kind, at, _)) = c.pending {
-                    if now.saturating_duration_since(at) > timeout {
-                        // Its reply may still come: this connection starts afresh.
-                        load.stats.timeouts[kind as usize] += 1;
-                        bad += 1;
-                        c.pending = None;
-                        let _ = poll.registry().deregister(&mut c.stream);
-                        idle.retain(|&x| x != i);
-                        if let Ok(mut s) = connect(opts, load.thread, c.source) {
-                            let _ = poll.registry().register(
-                                &mut s,
-                                Token(i),
-                                Interest::READABLE | Interest::WRITABLE,
-                            );
-                            c.stream = s;
-                            c.state = State::Connecting;
-                            c.rbuf.clear();
-                        }
-                    }
+                let late = c
+                    .pending
+                    .filter(|p| now.saturating_duration_since(p.1) > timeout);
+                let stuck =
+                    c.state == State::Connecting && c.stream.take_error().ok().flatten().is_some();
+                if let Some((kind, _, _)) = late {
+                    // Its reply may still come: this connection starts afresh.
+                    load.stats.timeout(kind, &mut u);
+                }
+                if late.is_some() || stuck {
+                    reconnect(c, i, &poll, opts, thread, &mut idle)
+                        .map_err(|e| format!("reconnect to {}: {e}", opts.target))?;
                 }
             }
-            let sent: u64 = load.stats.sent.iter().sum();
-            live.add(sent - published_sent, answered, bad);
-            published_sent = sent;
-            answered = 0;
-            bad = 0;
+            load.stats.publish(live, &mut u);
         }
     }
     Ok(load.stats)

@@ -57,6 +57,58 @@ impl Stats {
     }
 }
 
+/// What a reply turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// A well-formed error reply: answered, but not served.
+    Error,
+    Invalid,
+}
+
+/// Counts not yet shown on the progress line.
+#[derive(Default)]
+pub struct Unpublished {
+    sent_before: u64,
+    answered: u64,
+    bad: u64,
+}
+
+impl Stats {
+    /// Counts one reply of a `kind` request sent `latency` ago.
+    pub fn tally(&mut self, kind: Kind, verdict: Verdict, latency: Duration, u: &mut Unpublished) {
+        let k = kind as usize;
+        match verdict {
+            Verdict::Ok => self.ok[k] += 1,
+            Verdict::Error => self.errors[k] += 1,
+            Verdict::Invalid => self.invalid[k] += 1,
+        }
+        if verdict != Verdict::Invalid {
+            self.record(kind, latency);
+            u.answered += 1;
+        }
+        if verdict != Verdict::Ok {
+            u.bad += 1;
+        }
+    }
+
+    /// Counts a request that got no reply in time.
+    pub fn timeout(&mut self, kind: Kind, u: &mut Unpublished) {
+        self.timeouts[kind as usize] += 1;
+        u.bad += 1;
+    }
+
+    /// Adds what happened since the last call to the progress counters.
+    pub fn publish(&self, live: &Live, u: &mut Unpublished) {
+        let sent: u64 = self.sent.iter().sum();
+        live.add(sent - u.sent_before, u.answered, u.bad);
+        *u = Unpublished {
+            sent_before: sent,
+            ..Unpublished::default()
+        };
+    }
+}
+
 impl Default for Stats {
     fn default() -> Self {
         Stats::new()

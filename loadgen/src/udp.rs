@@ -2,7 +2,7 @@
 //! reply matched to its request by transaction id and checked.
 
 use crate::mmsg::{RecvBatch, SendBatch};
-use crate::report::{Live, Stats};
+use crate::report::{Live, Stats, Unpublished, Verdict};
 use crate::workload::{Generator, Kind};
 use crate::LoadOpts;
 use bittorrent_tracker::protocol::udp::{self, Reply};
@@ -203,14 +203,7 @@ impl Load<'_> {
     }
 
     /// Takes every datagram waiting on source `s`.
-    fn receive(
-        &mut self,
-        s: usize,
-        inbox: &mut RecvBatch,
-        now: Instant,
-        answered: &mut u64,
-        bad: &mut u64,
-    ) {
+    fn receive(&mut self, s: usize, inbox: &mut RecvBatch, now: Instant, u: &mut Unpublished) {
         let fd = self.sources[s].sock.as_raw_fd();
         loop {
             let n = inbox.recv(fd, libc::MSG_DONTWAIT);
@@ -218,13 +211,13 @@ impl Load<'_> {
                 return;
             }
             for i in 0..n {
-                self.reply(inbox.packet(i), now, answered, bad);
+                self.reply(inbox.packet(i), now, u);
             }
         }
     }
 
     /// Matches one reply to its request and checks it.
-    fn reply(&mut self, packet: &[u8], now: Instant, answered: &mut u64, bad: &mut u64) {
+    fn reply(&mut self, packet: &[u8], now: Instant, u: &mut Unpublished) {
         let n = packet.len();
         let tid = if n >= 8 {
             u32::from_be_bytes(packet[4..8].try_into().unwrap())
@@ -235,7 +228,6 @@ impl Load<'_> {
             self.stats.late += 1;
             return;
         };
-        let k = p.kind as usize;
         let v6 = self.opts.target.is_ipv6();
         let verdict = match (p.kind, udp::parse_reply(packet)) {
             (_, Some(Reply::Error { .. })) => Verdict::Error,
@@ -275,33 +267,9 @@ impl Load<'_> {
         if p.kind == Kind::Connect && verdict != Verdict::Ok {
             self.sources[p.source].connecting = false;
         }
-        match verdict {
-            Verdict::Ok => {
-                self.stats.ok[k] += 1;
-                self.stats
-                    .record(p.kind, now.saturating_duration_since(p.at));
-                *answered += 1;
-            }
-            Verdict::Error => {
-                self.stats.errors[k] += 1;
-                self.stats
-                    .record(p.kind, now.saturating_duration_since(p.at));
-                *answered += 1;
-                *bad += 1;
-            }
-            Verdict::Invalid => {
-                self.stats.invalid[k] += 1;
-                *bad += 1;
-            }
-        }
+        self.stats
+            .tally(p.kind, verdict, now.saturating_duration_since(p.at), u);
     }
-}
-
-#[derive(PartialEq, Eq)]
-enum Verdict {
-    Ok,
-    Error,
-    Invalid,
 }
 
 /// One load thread.
@@ -352,7 +320,7 @@ pub fn engine(
     let mut events = Events::with_capacity(1024);
     let mut next_due = Instant::now();
     let mut last_sweep = Instant::now();
-    let (mut published_sent, mut answered, mut bad) = (0u64, 0u64, 0u64);
+    let mut unpublished = Unpublished::default();
     loop {
         let now = Instant::now();
         if now >= deadline {
@@ -389,24 +357,18 @@ pub fn engine(
             .map_err(|e| e.to_string())?;
         let now = Instant::now();
         for ev in events.iter() {
-            load.receive(ev.token().0, &mut inbox, now, &mut answered, &mut bad);
+            load.receive(ev.token().0, &mut inbox, now, &mut unpublished);
         }
         if now.duration_since(last_sweep) >= Duration::from_millis(50) {
             last_sweep = now;
-            let stats = &mut load.stats;
-            let sources = &mut load.sources;
+            let (stats, sources, u) = (&mut load.stats, &mut load.sources, &mut unpublished);
             load.slots.expire(now - timeout, |p| {
-                stats.timeouts[p.kind as usize] += 1;
-                bad += 1;
+                stats.timeout(p.kind, u);
                 if p.kind == Kind::Connect {
                     sources[p.source].connecting = false;
                 }
             });
-            let sent: u64 = load.stats.sent.iter().sum();
-            live.add(sent - published_sent, answered, bad);
-            published_sent = sent;
-            answered = 0;
-            bad = 0;
+            load.stats.publish(live, &mut unpublished);
         }
     }
     // What is still in flight at the deadline is neither answered nor timed out.
