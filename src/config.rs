@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub port: u16,
     pub http: bool,
     pub udp: bool,
+    /// WebSocket (WebTorrent) tracker, on the HTTP port.
+    pub ws: bool,
     /// IPv4 listen address; `None` serves no IPv4.
     pub listen_v4: Option<Ipv4Addr>,
     /// IPv6 listen address; `None` serves no IPv6.
@@ -54,6 +56,7 @@ impl Default for ServerConfig {
             port: 8000,
             http: true,
             udp: true,
+            ws: true,
             listen_v4: Some(Ipv4Addr::UNSPECIFIED),
             listen_v6: Some(Ipv6Addr::UNSPECIFIED),
             require_v6: false,
@@ -85,19 +88,22 @@ pub fn default_workers() -> usize {
 #[command(
     name = "bittorrent-tracker",
     version,
-    about = "BitTorrent tracker: HTTP and UDP on one port, IPv4 and IPv6, one io_uring executor per core",
+    about = "BitTorrent tracker: HTTP, UDP and WebSocket on one port, IPv4 and IPv6, one io_uring executor per core",
     disable_version_flag = true
 )]
 pub struct Cli {
     /// Port for every protocol (0: any free port)
     #[arg(short, long, default_value_t = 8000)]
     pub port: u16,
-    /// Enable the HTTP tracker (with none of --http/--udp, all start)
+    /// Enable the HTTP tracker (with none of --http/--udp/--ws, all start)
     #[arg(long)]
     pub http: bool,
-    /// Enable the UDP tracker (with none of --http/--udp, all start)
+    /// Enable the UDP tracker (with none of --http/--udp/--ws, all start)
     #[arg(long)]
     pub udp: bool,
+    /// Enable the WebSocket tracker (with none of --http/--udp/--ws, all start)
+    #[arg(long)]
+    pub ws: bool,
     /// Announce interval in milliseconds
     #[arg(long, default_value_t = 600_000, value_name = "MS")]
     pub interval: u64,
@@ -149,7 +155,7 @@ impl Cli {
     /// The configuration these flags describe.
     pub fn into_config(self) -> Result<ServerConfig, String> {
         let d = ServerConfig::default();
-        let any = self.http || self.udp;
+        let any = self.http || self.udp || self.ws;
         let interval = self.interval.div_ceil(1000).clamp(1, u32::MAX as u64) as u32;
         let listen_v6 = match &self.listen_v6 {
             Some(s) => parse_listen(s, "--listen-v6")?,
@@ -159,6 +165,7 @@ impl Cli {
             port: self.port,
             http: !any || self.http,
             udp: !any || self.udp,
+            ws: !any || self.ws,
             listen_v4: parse_listen(&self.listen_v4, "--listen-v4")?,
             require_v6: self.listen_v6.is_some() && listen_v6.is_some(),
             listen_v6,
@@ -206,7 +213,10 @@ mod tests {
     #[test]
     fn reference_defaults() {
         let c = cfg(&[]).unwrap();
-        assert_eq!((c.port, c.http, c.udp, c.interval), (8000, true, true, 600));
+        assert_eq!(
+            (c.port, c.http, c.udp, c.ws, c.interval),
+            (8000, true, true, true, 600)
+        );
         assert_eq!((c.numwant_default, c.numwant_max), (50, 82));
         assert_eq!(c.log, LogLevel::Info);
         assert!(!c.require_v6);
@@ -224,7 +234,12 @@ mod tests {
             "--trust-proxy",
         ])
         .unwrap();
-        assert_eq!((c.port, c.http, c.udp, c.interval), (0, false, true, 2));
+        assert_eq!(
+            (c.port, c.http, c.udp, c.ws, c.interval),
+            (0, false, true, false, 2)
+        );
+        let c = cfg(&["--ws"]).unwrap();
+        assert_eq!((c.http, c.udp, c.ws), (false, false, true));
         assert_eq!((c.min_interval, c.peer_ttl), (1, 4));
         assert_eq!(c.log, LogLevel::Errors);
         assert!(c.trust_proxy);

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         }
     };
     let log = cfg.log;
-    let (http, udp) = (cfg.http, cfg.udp);
+    let (http, udp, ws) = (cfg.http, cfg.udp, cfg.ws);
     let server = match Server::start(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -41,6 +41,9 @@ fn main() -> ExitCode {
         }
         if udp && !server.udp_addrs().is_empty() {
             println!("udp server listening on {port}");
+        }
+        if ws && !server.http_addrs().is_empty() {
+            println!("ws server listening on {port}");
         }
     }
     server.wait();

@@ -6,6 +6,7 @@
 pub mod bencode;
 pub mod http;
 pub mod udp;
+pub mod ws;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};

@@ -5,7 +5,7 @@
 
 use super::mesh::{Reply, Request};
 use super::worker::Worker;
-use super::{log, LogLevel};
+use super::{log, ws, LogLevel};
 use crate::config::ServerConfig;
 use crate::protocol::http::{self as wire, HttpAnnounce, ReplyForm};
 use crate::protocol::{bencode, canonical_ip, InfoHash, Peers};
@@ -53,6 +53,8 @@ struct Head {
     http10: bool,
     body: usize,
     forwarded: Option<Result<IpAddr, ()>>,
+    /// `Upgrade: websocket`.
+    websocket: bool,
 }
 
 enum HeadError {
@@ -66,6 +68,7 @@ fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, HeadError> {
         http10,
         body: 0,
         forwarded: None,
+        websocket: false,
     };
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
@@ -89,6 +92,8 @@ fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, HeadError> {
             head.body = n;
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             return Err(HeadError::Status("400 Bad Request"));
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            head.websocket = h.value.trim_ascii().eq_ignore_ascii_case(b"websocket");
         } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
             head.forwarded = Some(wire::forwarded_for(h.value).ok_or(()));
         }
@@ -184,6 +189,34 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
             if end - start < head_len + head.body {
                 break; // the body is still coming
             }
+            if head.websocket {
+                // Any path becomes a WebSocket tracker connection.
+                let header = |n: &str| {
+                    req.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(n))
+                        .map(|h| h.value.trim_ascii())
+                };
+                let key = header("sec-websocket-key");
+                match (w.cfg.ws, req.method, key, header("sec-websocket-version")) {
+                    (true, Some("GET"), Some(key), Some(b"13")) => {
+                        ws::handshake_reply(key, &mut out);
+                        let early = buf[start + head_len + head.body..end].to_vec();
+                        if flush(&mut stream, &mut out).await {
+                            ws::serve(w, stream, early).await;
+                        }
+                    }
+                    (false, ..) => {
+                        write_error(&mut out, "404 Not Found");
+                        flush(&mut stream, &mut out).await;
+                    }
+                    _ => {
+                        write_error(&mut out, "400 Bad Request");
+                        flush(&mut stream, &mut out).await;
+                    }
+                }
+                return;
+            }
             let target = req.path.unwrap_or("/").as_bytes();
             let (path, query) = match target.iter().position(|&b| b == b'?') {
                 Some(i) => (&target[..i], &target[i + 1..]),
@@ -194,14 +227,14 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
                 path == name || (path.starts_with(name) && path.get(name.len()) == Some(&b'/'))
             };
             let status = match req.method {
-                Some("GET") if is(b"/announce") => {
+                Some("GET") if w.cfg.http && is(b"/announce") => {
                     match client_ip(&w, peer.ip(), &head) {
                         Ok(ip) => announce(&w, query, ip, &mut body).await,
                         Err(reason) => bencode::failure(&mut body, reason),
                     }
                     None
                 }
-                Some("GET") if is(b"/scrape") => {
+                Some("GET") if w.cfg.http && is(b"/scrape") => {
                     scrape(&w, query, &mut body).await;
                     None
                 }

@@ -3,7 +3,9 @@
 //! to the owner of an info hash, another carries replies back, so a worker
 //! busy sending replies never blocks one that is sending requests.
 
-use crate::protocol::{AnnounceRequest, InfoHash, Peers, ScrapeStats};
+use crate::protocol::ws::WsAnnounce;
+use crate::protocol::{AnnounceRequest, InfoHash, PeerId, Peers, ScrapeStats};
+use crate::swarm::ws::Conn;
 use crate::swarm::Want;
 use std::net::{IpAddr, SocketAddr};
 
@@ -31,6 +33,21 @@ pub(crate) enum Request {
     Scrape { token: u32, hashes: Vec<InfoHash> },
     /// Counts for every torrent the owner has.
     ScrapeAll { token: u32 },
+    /// A WebSocket announce from the peer on `conn`; the owner relays its
+    /// offers and answer and replies with the counts.
+    WsAnnounce {
+        token: u32,
+        conn: Conn,
+        announce: Box<WsAnnounce>,
+    },
+    /// A message for WebSocket connection `conn` of the receiving worker.
+    WsDeliver { conn: u64, text: String },
+    /// The connection of a WebSocket peer closed.
+    WsClosed {
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        conn: Conn,
+    },
 }
 
 /// A reply to the worker that asked, matched by its token.
@@ -49,6 +66,10 @@ pub(crate) enum Reply {
         token: u32,
         entries: Vec<(InfoHash, ScrapeStats)>,
     },
+    WsAnnounce {
+        token: u32,
+        stats: ScrapeStats,
+    },
 }
 
 impl Reply {
@@ -56,7 +77,8 @@ impl Reply {
         match self {
             Reply::Announce { token, .. }
             | Reply::Scrape { token, .. }
-            | Reply::ScrapeAll { token, .. } => *token,
+            | Reply::ScrapeAll { token, .. }
+            | Reply::WsAnnounce { token, .. } => *token,
         }
     }
 }

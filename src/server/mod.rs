@@ -5,6 +5,7 @@ mod http;
 mod mesh;
 mod udp;
 mod worker;
+mod ws;
 
 use crate::config::{LogLevel, ServerConfig};
 use crate::protocol::udp::ConnectionIds;
@@ -143,7 +144,7 @@ fn probe(cfg: &ServerConfig) -> Result<Bound, StartError> {
     ips.extend(cfg.listen_v4.map(IpAddr::V4));
     ips.extend(cfg.listen_v6.map(IpAddr::V6));
     let mut protos = Vec::new();
-    if cfg.http {
+    if cfg.http || cfg.ws {
         protos.push(Proto::Tcp);
     }
     if cfg.udp {
@@ -319,7 +320,7 @@ impl Server {
         self.port
     }
 
-    /// Addresses the HTTP tracker listens on.
+    /// Addresses the HTTP and WebSocket trackers listen on.
     pub fn http_addrs(&self) -> &[SocketAddr] {
         &self.http
     }

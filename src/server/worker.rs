@@ -1,7 +1,7 @@
 //! One executor per core: its [`Shard`], its sockets, and its share of the mesh.
 
 use super::mesh::{Reply, Request};
-use super::{http, log, udp};
+use super::{http, log, udp, ws};
 use crate::config::{LogLevel, ServerConfig};
 use crate::protocol::udp::ConnectionIds;
 use crate::protocol::{InfoHash, Peers, ScrapeStats};
@@ -12,6 +12,7 @@ use glommio::net::{TcpListener, UdpSocket};
 use glommio::spawn_local;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,6 +64,9 @@ pub(crate) struct Worker {
     requests: Option<Senders<Request>>,
     replies: Option<Senders<Reply>>,
     pending: RefCell<Slab<oneshot::Sender<Reply>>>,
+    /// This worker's WebSocket connections: their outgoing queues by id.
+    ws_conns: RefCell<HashMap<u64, futures_channel::mpsc::Sender<String>>>,
+    next_ws: Cell<u64>,
 }
 
 impl Worker {
@@ -150,6 +154,30 @@ impl Worker {
         all
     }
 
+    /// Registers a WebSocket connection's outgoing queue; returns its id.
+    pub fn ws_register(&self, queue: futures_channel::mpsc::Sender<String>) -> u64 {
+        let id = self.next_ws.get();
+        self.next_ws.set(id + 1);
+        self.ws_conns.borrow_mut().insert(id, queue);
+        id
+    }
+
+    pub fn ws_unregister(&self, id: u64) {
+        self.ws_conns.borrow_mut().remove(&id);
+    }
+
+    /// Queues a message for one of this worker's WebSocket connections. A
+    /// connection whose queue is full reads too slowly: its queue is dropped,
+    /// which closes it.
+    pub fn ws_deliver_local(&self, id: u64, text: String) {
+        let mut conns = self.ws_conns.borrow_mut();
+        if let Some(q) = conns.get_mut(&id) {
+            if q.try_send(text).is_err() {
+                conns.remove(&id);
+            }
+        }
+    }
+
     fn tick(&self) {
         let now = self.started.elapsed().as_secs() as u32;
         self.now.set(now);
@@ -207,6 +235,25 @@ impl Worker {
                 let mut entries = Vec::new();
                 self.shard.borrow().scrape_all(&mut entries);
                 Reply::ScrapeAll { token, entries }
+            }
+            Request::WsAnnounce {
+                token,
+                conn,
+                announce,
+            } => {
+                let stats = ws::at_owner(self, conn, &announce).await;
+                Reply::WsAnnounce { token, stats }
+            }
+            Request::WsDeliver { conn, text } => return self.ws_deliver_local(conn, text),
+            Request::WsClosed {
+                info_hash,
+                peer_id,
+                conn,
+            } => {
+                self.shard
+                    .borrow_mut()
+                    .ws_remove(&info_hash, &peer_id, conn);
+                return;
             }
         };
         if let Some(tx) = &self.replies {
@@ -276,6 +323,8 @@ pub(crate) async fn run(start: Start) {
         requests: req_tx,
         replies: rep_tx,
         pending: RefCell::new(Slab::new()),
+        ws_conns: RefCell::new(HashMap::new()),
+        next_ws: Cell::new(0),
         cfg,
     });
     if let Some(rx) = req_rx.as_mut() {

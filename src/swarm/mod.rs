@@ -2,13 +2,22 @@
 //! owns one [`Shard`]: the swarms of the info hashes that map to it.
 
 pub mod peers;
+pub mod ws;
 
 use crate::protocol::{
     canonical_ip, compact_v4, compact_v6, AnnounceRequest, Event, InfoHash, Peers, ScrapeStats,
 };
 use indexmap::IndexMap;
 use peers::{PeerList, PeerMeta};
+use std::collections::HashMap;
 use std::net::IpAddr;
+use ws::{Conn, WsPeers};
+
+/// Seconds a relayed offer waits for its answer.
+pub const OFFER_TTL: u32 = 60;
+/// Most relayed offers a shard remembers; past it, new offers are relayed but
+/// their answers are not.
+pub const MAX_OFFERS: usize = 250_000;
 
 /// The numwant a request gets: `requested` when it said one, else `default`,
 /// never more than `max`.
@@ -165,19 +174,25 @@ pub struct Swarm {
     /// Tracker time of the last announce: an empty swarm (and its
     /// `completed` count) is kept until the peer time-to-live has passed.
     last_active: u32,
+    /// WebSocket peers, for the few swarms that have any.
+    ws: Option<Box<WsPeers>>,
 }
 
 impl Swarm {
     pub fn stats(&self) -> ScrapeStats {
+        let (ws_s, ws_l) = self
+            .ws
+            .as_ref()
+            .map_or((0, 0), |w| (w.seeders(), w.leechers()));
         ScrapeStats {
-            complete: (self.v4.seeders.len() + self.v6.seeders.len()) as u32,
-            incomplete: (self.v4.leechers.len() + self.v6.leechers.len()) as u32,
+            complete: (self.v4.seeders.len() + self.v6.seeders.len()) as u32 + ws_s,
+            incomplete: (self.v4.leechers.len() + self.v6.leechers.len()) as u32 + ws_l,
             downloaded: self.completed,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty()
+        self.v4.is_empty() && self.v6.is_empty() && self.ws.as_ref().is_none_or(|w| w.is_empty())
     }
 }
 
@@ -209,7 +224,24 @@ pub struct Totals {
     pub leechers: usize,
     pub peers_v4: usize,
     pub peers_v6: usize,
+    /// WebSocket peers (counted in `seeders` and `leechers` too).
+    pub peers_ws: usize,
     pub completed: u64,
+}
+
+/// An offer the tracker relayed, waiting for its answer.
+#[derive(Clone, Copy, Debug)]
+struct SentOffer {
+    from: crate::protocol::PeerId,
+    to: crate::protocol::PeerId,
+    at: u32,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    V4,
+    V6,
+    Ws,
 }
 
 /// The swarms owned by one worker.
@@ -219,6 +251,8 @@ pub struct Shard {
     rng: Rng,
     cursor: usize,
     totals: Totals,
+    offers: HashMap<(InfoHash, [u8; 20]), SentOffer, ahash::RandomState>,
+    offers_swept: u32,
 }
 
 impl Shard {
@@ -230,6 +264,8 @@ impl Shard {
             rng: Rng::new(seed),
             cursor: 0,
             totals: Totals::default(),
+            offers: HashMap::with_hasher(ahash::RandomState::new()),
+            offers_swept: 0,
         }
     }
 
@@ -242,8 +278,16 @@ impl Shard {
     }
 
     fn count(&mut self, v6: bool, seeder: bool, delta: isize) {
+        self.count_in(if v6 { Kind::V6 } else { Kind::V4 }, seeder, delta);
+    }
+
+    fn count_in(&mut self, kind: Kind, seeder: bool, delta: isize) {
         let t = &mut self.totals;
-        let family = if v6 { &mut t.peers_v6 } else { &mut t.peers_v4 };
+        let family = match kind {
+            Kind::V4 => &mut t.peers_v4,
+            Kind::V6 => &mut t.peers_v6,
+            Kind::Ws => &mut t.peers_ws,
+        };
         *family = family.wrapping_add_signed(delta);
         let kind = if seeder {
             &mut t.seeders
@@ -333,6 +377,111 @@ impl Shard {
         stats
     }
 
+    /// Applies an announce from the WebSocket peer on `conn` and appends up
+    /// to `offers` other WebSocket peers of the swarm to `targets` (who are to
+    /// get its offers). Without `left` a known peer keeps its state.
+    pub fn ws_announce(
+        &mut self,
+        req: &AnnounceRequest,
+        conn: Conn,
+        now: u32,
+        offers: usize,
+        targets: &mut Vec<(crate::protocol::PeerId, Conn)>,
+    ) -> ScrapeStats {
+        if req.event == Event::Stopped {
+            self.ws_remove(&req.info_hash, &req.peer_id, conn);
+            return self.scrape(&req.info_hash);
+        }
+        let seeder = match (req.event, req.left) {
+            (Event::Completed, _) | (_, Some(0)) => Some(true),
+            (_, Some(_)) => Some(false),
+            (_, None) => None,
+        };
+        let swarm = self.torrents.entry(req.info_hash).or_default();
+        swarm.last_active = now;
+        let peers = swarm.ws.get_or_insert_with(Box::default);
+        let (slot, was) = peers.upsert(req.peer_id, conn, seeder, now);
+        peers.pick(slot, offers, &mut self.rng, targets);
+        let is = seeder.or(was).unwrap_or(false);
+        let completed_now = req.event == Event::Completed && was != Some(true);
+        if completed_now {
+            swarm.completed = swarm.completed.saturating_add(1);
+            self.totals.completed += 1;
+        }
+        let stats = swarm.stats();
+        match was {
+            None => self.count_in(Kind::Ws, is, 1),
+            Some(old) if old != is => {
+                self.count_in(Kind::Ws, old, -1);
+                self.count_in(Kind::Ws, is, 1);
+            }
+            Some(_) => {}
+        }
+        stats
+    }
+
+    /// Removes a WebSocket peer if it is on `conn` (its connection closed, or
+    /// it stopped). Returns whether it was there.
+    pub fn ws_remove(
+        &mut self,
+        hash: &InfoHash,
+        peer: &crate::protocol::PeerId,
+        conn: Conn,
+    ) -> bool {
+        let Some(swarm) = self.torrents.get_mut(hash) else {
+            return false;
+        };
+        let Some(peers) = swarm.ws.as_mut() else {
+            return false;
+        };
+        let Some(seeder) = peers.remove(peer, conn) else {
+            return false;
+        };
+        if peers.is_empty() {
+            swarm.ws = None;
+        }
+        self.count_in(Kind::Ws, seeder, -1);
+        true
+    }
+
+    /// Remembers that the offer `offer_id` of `from` went to `to`.
+    pub fn offer_sent(
+        &mut self,
+        hash: InfoHash,
+        offer_id: [u8; 20],
+        from: crate::protocol::PeerId,
+        to: crate::protocol::PeerId,
+        now: u32,
+    ) {
+        if self.offers.len() < MAX_OFFERS {
+            self.offers
+                .insert((hash, offer_id), SentOffer { from, to, at: now });
+        }
+    }
+
+    /// Where to deliver `answerer`'s answer to offer `offer_id`, which must
+    /// be one this tracker relayed from `to` to `answerer` no more than
+    /// [`OFFER_TTL`] ago. Each offer is answered once.
+    pub fn take_offer(
+        &mut self,
+        hash: &InfoHash,
+        offer_id: &[u8; 20],
+        answerer: &crate::protocol::PeerId,
+        to: &crate::protocol::PeerId,
+        now: u32,
+    ) -> Option<Conn> {
+        let key = (*hash, *offer_id);
+        let o = *self.offers.get(&key)?;
+        if o.to != *answerer || o.from != *to {
+            return None;
+        }
+        self.offers.remove(&key);
+        if o.at + OFFER_TTL < now {
+            return None;
+        }
+        self.torrents.get(hash)?.ws.as_ref()?.conn(to)
+    }
+
     /// Counts for one torrent; zeros when it is unknown.
     pub fn scrape(&self, hash: &InfoHash) -> ScrapeStats {
         self.torrents
@@ -351,6 +500,10 @@ impl Shard {
     /// with no announce for as long. Calling it a slice at a time keeps every request fast; one
     /// full pass takes `torrents() / budget` calls. Returns peers removed.
     pub fn sweep(&mut self, now: u32, budget: usize) -> usize {
+        if now != self.offers_swept {
+            self.offers_swept = now;
+            self.offers.retain(|_, o| o.at + OFFER_TTL >= now);
+        }
         let cutoff = now.saturating_sub(self.peer_ttl);
         let mut removed = 0;
         for _ in 0..budget {
@@ -364,12 +517,16 @@ impl Shard {
                 .expect("cursor in range");
             let (s4, l4) = swarm.v4.expire(cutoff);
             let (s6, l6) = swarm.v6.expire(cutoff);
+            let (sw, lw) = swarm.ws.as_mut().map_or((0, 0), |w| w.expire(cutoff));
+            if swarm.ws.as_ref().is_some_and(|w| w.is_empty()) {
+                swarm.ws = None;
+            }
             let forget = swarm.is_empty() && swarm.last_active < cutoff;
-            self.count(false, true, -(s4 as isize));
-            self.count(false, false, -(l4 as isize));
-            self.count(true, true, -(s6 as isize));
-            self.count(true, false, -(l6 as isize));
-            removed += s4 + l4 + s6 + l6;
+            for (kind, s, l) in [(Kind::V4, s4, l4), (Kind::V6, s6, l6), (Kind::Ws, sw, lw)] {
+                self.count_in(kind, true, -(s as isize));
+                self.count_in(kind, false, -(l as isize));
+            }
+            removed += s4 + l4 + s6 + l6 + sw + lw;
             if forget {
                 self.torrents.swap_remove_index(self.cursor);
             } else {
@@ -604,5 +761,88 @@ mod tests {
         assert_eq!(sh.sweep(151, 100), 1);
         assert_eq!(sh.torrents(), 0);
         assert_eq!(sh.totals(), Totals::default());
+    }
+
+    #[test]
+    fn websocket_peers_count_but_see_only_each_other() {
+        let mut sh = Shard::new(1200, 9);
+        let c = |id| Conn { worker: 1, id };
+        announce(&mut sh, &req(1, 1000, Some(0), Event::Started), v4(1), 0);
+        let mut targets = Vec::new();
+        let mut ws_req = req(1, 0, Some(5), Event::Started);
+        ws_req.peer_id = PeerId([b'a'; 20]);
+        let s = sh.ws_announce(&ws_req, c(1), 0, 10, &mut targets);
+        assert_eq!(
+            (s.complete, s.incomplete),
+            (1, 1),
+            "counted with the UDP/HTTP seeder"
+        );
+        assert!(targets.is_empty(), "no other WebSocket peer to offer to");
+        ws_req.peer_id = PeerId([b'b'; 20]);
+        let s = sh.ws_announce(&ws_req, c(2), 0, 10, &mut targets);
+        assert_eq!(s.incomplete, 2);
+        assert_eq!(targets, vec![(PeerId([b'a'; 20]), c(1))]);
+        // An HTTP/UDP announcer never gets WebSocket peers.
+        let (_, p) = announce(&mut sh, &req(1, 1001, Some(5), Event::Started), v4(2), 0);
+        assert_eq!(ports(&p.v4), vec![1000]);
+        assert_eq!(sh.totals().peers_ws, 2);
+        // Without `left` a known peer keeps its state; completed counts once.
+        ws_req.left = None;
+        ws_req.event = Event::None;
+        assert_eq!(
+            sh.ws_announce(&ws_req, c(2), 1, 0, &mut targets).incomplete,
+            3
+        );
+        ws_req.event = Event::Completed;
+        let s = sh.ws_announce(&ws_req, c(2), 1, 0, &mut targets);
+        assert_eq!((s.complete, s.incomplete, s.downloaded), (2, 2, 1));
+        // A close elsewhere does not remove it; its own does.
+        assert!(!sh.ws_remove(&InfoHash([1; 20]), &PeerId([b'b'; 20]), c(9)));
+        assert!(sh.ws_remove(&InfoHash([1; 20]), &PeerId([b'b'; 20]), c(2)));
+        assert_eq!(sh.scrape(&InfoHash([1; 20])).complete, 1);
+        assert_eq!(sh.totals().peers_ws, 1);
+        assert_eq!(sh.totals().seeders, 1);
+    }
+
+    #[test]
+    fn answers_only_for_offers_relayed() {
+        let mut sh = Shard::new(1200, 10);
+        let (a, b, x) = (PeerId([b'a'; 20]), PeerId([b'b'; 20]), PeerId([b'x'; 20]));
+        let h = InfoHash([2; 20]);
+        let mut r = req(2, 0, Some(5), Event::Started);
+        r.peer_id = a;
+        sh.ws_announce(&r, Conn { worker: 0, id: 7 }, 0, 0, &mut Vec::new());
+        sh.offer_sent(h, [b'o'; 20], a, b, 10);
+        assert_eq!(
+            sh.take_offer(&h, &[b'o'; 20], &x, &a, 11),
+            None,
+            "only the peer it went to"
+        );
+        assert_eq!(
+            sh.take_offer(&h, &[b'o'; 20], &b, &x, 11),
+            None,
+            "only back to its sender"
+        );
+        assert_eq!(
+            sh.take_offer(&h, &[b'z'; 20], &b, &a, 11),
+            None,
+            "an offer never sent"
+        );
+        assert_eq!(
+            sh.take_offer(&h, &[b'o'; 20], &b, &a, 11),
+            Some(Conn { worker: 0, id: 7 })
+        );
+        assert_eq!(
+            sh.take_offer(&h, &[b'o'; 20], &b, &a, 12),
+            None,
+            "answered once"
+        );
+        sh.offer_sent(h, [b'p'; 20], a, b, 10);
+        sh.sweep(10 + OFFER_TTL + 1, 10);
+        assert_eq!(
+            sh.take_offer(&h, &[b'p'; 20], &b, &a, 10 + OFFER_TTL + 1),
+            None,
+            "expired"
+        );
     }
 }

@@ -1,0 +1,473 @@
+//! WebTorrent tracker messages: JSON text frames. `info_hash`, `peer_id`,
+//! `offer_id` and `to_peer_id` are 20-character "binary strings" whose
+//! characters are the bytes 0-255. Offers and answers (WebRTC session
+//! descriptions) pass through untouched as raw JSON.
+
+use super::{AnnounceRequest, Event, InfoHash, PeerId, ScrapeStats};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// An offer to be handed to another peer.
+#[derive(Debug)]
+pub struct Offer {
+    pub offer_id: [u8; 20],
+    pub offer: Box<RawValue>,
+}
+
+/// An answer to an offer, for the peer that made it.
+#[derive(Debug)]
+pub struct Answer {
+    pub to_peer_id: PeerId,
+    pub offer_id: [u8; 20],
+    pub answer: Box<RawValue>,
+}
+
+/// A WebSocket announce: the shared request, plus offers and an answer.
+#[derive(Debug)]
+pub struct WsAnnounce {
+    /// `port` is 0: WebSocket peers are reached through the tracker.
+    pub request: AnnounceRequest,
+    pub offers: Vec<Offer>,
+    pub answer: Option<Answer>,
+    /// Only an answer (no event, no `left`, no offers): the sender's state is
+    /// left as it is. WebTorrent sends its answers so.
+    pub answer_only: bool,
+}
+
+/// A request from a WebSocket client.
+#[derive(Debug)]
+pub enum WsRequest {
+    Announce(Box<WsAnnounce>),
+    /// Hashes to scrape; empty for every torrent.
+    Scrape(Vec<InfoHash>),
+}
+
+/// A refused message: its `failure reason`, and what is known of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WsError {
+    pub reason: &'static str,
+    pub action: Option<&'static str>,
+    pub info_hash: Option<InfoHash>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct RawOffer {
+    offer: Box<RawValue>,
+    offer_id: String,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    action: Option<String>,
+    info_hash: Option<OneOrMany>,
+    peer_id: Option<String>,
+    numwant: Option<f64>,
+    uploaded: Option<f64>,
+    downloaded: Option<f64>,
+    left: Option<f64>,
+    event: Option<String>,
+    offers: Option<Vec<RawOffer>>,
+    answer: Option<Box<RawValue>>,
+    to_peer_id: Option<String>,
+    offer_id: Option<String>,
+}
+
+/// Decodes a binary string of exactly 20 characters, each at most U+00FF.
+pub fn binary20(s: &str) -> Option<[u8; 20]> {
+    let mut out = [0u8; 20];
+    let mut n = 0;
+    for c in s.chars() {
+        if n == 20 || c as u32 > 0xff {
+            return None;
+        }
+        out[n] = c as u32 as u8;
+        n += 1;
+    }
+    (n == 20).then_some(out)
+}
+
+/// Encodes bytes as a binary string.
+pub fn to_binary(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| b as char).collect()
+}
+
+fn count(v: Option<f64>) -> u64 {
+    // JSON numbers; negative, fractional or absurd values count as 0.
+    v.filter(|x| x.is_finite() && *x >= 0.0)
+        .map_or(0, |x| x.min(u64::MAX as f64) as u64)
+}
+
+/// Parses one text message.
+pub fn parse(text: &str) -> Result<WsRequest, WsError> {
+    let err = |reason, action, info_hash| WsError {
+        reason,
+        action,
+        info_hash,
+    };
+    let raw: Raw =
+        serde_json::from_str(text).map_err(|_| err("invalid JSON message", None, None))?;
+    match raw.action.as_deref() {
+        Some("scrape") => {
+            let hashes = match raw.info_hash {
+                None => Vec::new(),
+                Some(OneOrMany::One(h)) => vec![h],
+                Some(OneOrMany::Many(v)) => v,
+            };
+            let hashes = hashes
+                .iter()
+                .map(|h| binary20(h).map(InfoHash))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(err("invalid info_hash", Some("scrape"), None))?;
+            Ok(WsRequest::Scrape(hashes))
+        }
+        Some("announce") => {
+            let a = Some("announce");
+            let info_hash = match &raw.info_hash {
+                Some(OneOrMany::One(h)) => {
+                    InfoHash(binary20(h).ok_or(err("invalid info_hash", a, None))?)
+                }
+                Some(OneOrMany::Many(_)) => return Err(err("invalid info_hash", a, None)),
+                None => return Err(err("missing info_hash", a, None)),
+            };
+            let ih = Some(info_hash);
+            let peer_id = PeerId(
+                binary20(
+                    raw.peer_id
+                        .as_deref()
+                        .ok_or(err("missing peer_id", a, ih))?,
+                )
+                .ok_or(err("invalid peer_id", a, ih))?,
+            );
+            let event = match raw.event.as_deref() {
+                None | Some("") | Some("update") => Event::None,
+                Some("started") => Event::Started,
+                Some("completed") => Event::Completed,
+                Some("stopped") => Event::Stopped,
+                Some("paused") => Event::Paused,
+                Some(_) => return Err(err("invalid event", a, ih)),
+            };
+            let answer = match (raw.answer, raw.to_peer_id, raw.offer_id.as_deref()) {
+                (None, _, _) => None,
+                (Some(_), None, _) => return Err(err("missing to_peer_id for answer", a, ih)),
+                (Some(_), Some(_), None) => return Err(err("missing offer_id for answer", a, ih)),
+                (Some(answer), Some(to), Some(offer_id)) => Some(Answer {
+                    to_peer_id: PeerId(binary20(&to).ok_or(err("invalid to_peer_id", a, ih))?),
+                    offer_id: binary20(offer_id).ok_or(err("invalid offer_id", a, ih))?,
+                    answer,
+                }),
+            };
+            let offers = raw
+                .offers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| {
+                    Some(Offer {
+                        offer_id: binary20(&o.offer_id)?,
+                        offer: o.offer,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or(err("invalid offer_id", a, ih))?;
+            let answer_only =
+                answer.is_some() && offers.is_empty() && raw.event.is_none() && raw.left.is_none();
+            let numwant = raw
+                .numwant
+                .map(|n| count(Some(n)).min(u32::MAX as u64) as u32);
+            Ok(WsRequest::Announce(Box::new(WsAnnounce {
+                request: AnnounceRequest {
+                    info_hash,
+                    peer_id,
+                    port: 0,
+                    uploaded: count(raw.uploaded),
+                    downloaded: count(raw.downloaded),
+                    left: raw.left.map(|l| count(Some(l))),
+                    event,
+                    numwant: numwant.filter(|&n| n > 0),
+                    key: None,
+                },
+                offers,
+                answer,
+                answer_only,
+            })))
+        }
+        _ => Err(err("invalid action", None, None)),
+    }
+}
+
+#[derive(Serialize)]
+struct AnnounceReply<'a> {
+    action: &'static str,
+    interval: u32,
+    info_hash: &'a str,
+    complete: u32,
+    incomplete: u32,
+}
+
+/// `{action:"announce", interval, info_hash, complete, incomplete}`.
+pub fn announce_reply(info_hash: &InfoHash, interval: u32, s: &ScrapeStats) -> String {
+    serde_json::to_string(&AnnounceReply {
+        action: "announce",
+        interval,
+        info_hash: &to_binary(&info_hash.0),
+        complete: s.complete,
+        incomplete: s.incomplete,
+    })
+    .expect("plain data serializes")
+}
+
+#[derive(Serialize)]
+struct Relay<'a> {
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offer: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer: Option<&'a RawValue>,
+    offer_id: &'a str,
+    peer_id: &'a str,
+    info_hash: &'a str,
+}
+
+fn relay(
+    info_hash: &InfoHash,
+    from: &PeerId,
+    offer_id: &[u8; 20],
+    offer: Option<&RawValue>,
+    answer: Option<&RawValue>,
+) -> String {
+    serde_json::to_string(&Relay {
+        action: "announce",
+        offer,
+        answer,
+        offer_id: &to_binary(offer_id),
+        peer_id: &to_binary(&from.0),
+        info_hash: &to_binary(&info_hash.0),
+    })
+    .expect("plain data serializes")
+}
+
+/// An offer as handed to its receiver: `{action, offer, offer_id, peer_id, info_hash}`.
+pub fn offer_message(info_hash: &InfoHash, from: &PeerId, o: &Offer) -> String {
+    relay(info_hash, from, &o.offer_id, Some(&o.offer), None)
+}
+
+/// An answer as handed to the offerer: `{action, answer, offer_id, peer_id, info_hash}`.
+pub fn answer_message(info_hash: &InfoHash, from: &PeerId, a: &Answer) -> String {
+    relay(info_hash, from, &a.offer_id, None, Some(&a.answer))
+}
+
+/// `{action:"scrape", files:{<hash>:{complete, incomplete, downloaded}}}`.
+pub fn scrape_reply(entries: &[(InfoHash, ScrapeStats)]) -> String {
+    #[derive(Serialize)]
+    struct File {
+        complete: u32,
+        incomplete: u32,
+        downloaded: u32,
+    }
+    #[derive(Serialize)]
+    struct Reply {
+        action: &'static str,
+        files: std::collections::BTreeMap<String, File>,
+    }
+    let files = entries
+        .iter()
+        .map(|(h, s)| {
+            let f = File {
+                complete: s.complete,
+                incomplete: s.incomplete,
+                downloaded: s.downloaded,
+            };
+            (to_binary(&h.0), f)
+        })
+        .collect();
+    serde_json::to_string(&Reply {
+        action: "scrape",
+        files,
+    })
+    .expect("plain data serializes")
+}
+
+/// `{"failure reason": ..., action?, info_hash?}`.
+pub fn error_reply(e: &WsError) -> String {
+    #[derive(Serialize)]
+    struct Failure<'a> {
+        #[serde(rename = "failure reason")]
+        reason: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        action: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        info_hash: Option<String>,
+    }
+    serde_json::to_string(&Failure {
+        reason: e.reason,
+        action: e.action,
+        info_hash: e.info_hash.map(|h| to_binary(&h.0)),
+    })
+    .expect("plain data serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const HASH: &str = "\u{0}\u{1}\u{ff}\u{80} \"\\abcdefghijklm";
+
+    fn announce(text: &str) -> WsAnnounce {
+        match parse(text).unwrap() {
+            WsRequest::Announce(a) => *a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn binary_strings() {
+        let b = binary20(HASH).unwrap();
+        assert_eq!(&b[..4], &[0, 1, 0xff, 0x80]);
+        assert_eq!(to_binary(&b), HASH);
+        assert!(binary20("short").is_none());
+        assert!(
+            binary20("\u{100}bcdefghijklmnopqrst").is_none(),
+            "above U+00FF"
+        );
+        assert!(binary20("abcdefghijklmnopqrstu").is_none());
+    }
+
+    #[test]
+    fn parses_a_webtorrent_announce_with_offers() {
+        let msg = serde_json::json!({
+            "action": "announce", "info_hash": HASH, "peer_id": "-WW0207-abcdefghijkl",
+            "numwant": 2, "uploaded": 0, "downloaded": 10, "left": 0, "event": "started",
+            "offers": [{"offer": {"type": "offer", "sdp": "v=0..."}, "offer_id": "oooooooooooooooooooo"}]
+        });
+        let a = announce(&msg.to_string());
+        assert_eq!(a.request.info_hash.0, binary20(HASH).unwrap());
+        assert_eq!(
+            (a.request.event, a.request.left, a.request.numwant),
+            (Event::Started, Some(0), Some(2))
+        );
+        assert_eq!(a.offers.len(), 1);
+        let offer: serde_json::Value = serde_json::from_str(a.offers[0].offer.get()).unwrap();
+        assert_eq!(offer, serde_json::json!({"type": "offer", "sdp": "v=0..."}));
+        assert!(!a.answer_only);
+        let out = offer_message(&a.request.info_hash, &a.request.peer_id, &a.offers[0]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["offer"]["sdp"], "v=0...");
+        assert_eq!(v["info_hash"], HASH);
+        assert_eq!(v["peer_id"], "-WW0207-abcdefghijkl");
+        assert_eq!(v["offer_id"], "oooooooooooooooooooo");
+        assert!(v.get("answer").is_none());
+    }
+
+    #[test]
+    fn answers() {
+        let msg = r#"{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa","peer_id":"bbbbbbbbbbbbbbbbbbbb",
+            "to_peer_id":"cccccccccccccccccccc","answer":{"type":"answer","sdp":"x"},"offer_id":"dddddddddddddddddddd"}"#;
+        let a = announce(msg);
+        assert!(a.answer_only);
+        let ans = a.answer.unwrap();
+        assert_eq!(ans.to_peer_id.0, [b'c'; 20]);
+        let e = parse(
+            r#"{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa","peer_id":"bbbbbbbbbbbbbbbbbbbb","answer":{}}"#,
+        );
+        assert_eq!(e.unwrap_err().reason, "missing to_peer_id for answer");
+    }
+
+    #[test]
+    fn scrape_forms() {
+        let hashes = |t: &str| match parse(t).unwrap() {
+            WsRequest::Scrape(h) => h.len(),
+            _ => panic!(),
+        };
+        assert_eq!(hashes(r#"{"action":"scrape"}"#), 0);
+        assert_eq!(
+            hashes(r#"{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaaa"}"#),
+            1
+        );
+        assert_eq!(
+            hashes(
+                r#"{"action":"scrape","info_hash":["aaaaaaaaaaaaaaaaaaaa","bbbbbbbbbbbbbbbbbbbb"]}"#
+            ),
+            2
+        );
+        let s = ScrapeStats {
+            complete: 1,
+            incomplete: 2,
+            downloaded: 3,
+        };
+        assert_eq!(
+            scrape_reply(&[(InfoHash([b'a'; 20]), s)]),
+            r#"{"action":"scrape","files":{"aaaaaaaaaaaaaaaaaaaa":{"complete":1,"incomplete":2,"downloaded":3}}}"#
+        );
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let reason = |t: &str| parse(t).unwrap_err().reason;
+        assert_eq!(reason("{"), "invalid JSON message");
+        assert_eq!(reason("[1,2]"), "invalid JSON message");
+        assert_eq!(reason(r#"{"action":"dance"}"#), "invalid action");
+        assert_eq!(reason(r#"{"action":"announce"}"#), "missing info_hash");
+        assert_eq!(
+            reason(r#"{"action":"announce","info_hash":"x"}"#),
+            "invalid info_hash"
+        );
+        assert_eq!(
+            reason(r#"{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa"}"#),
+            "missing peer_id"
+        );
+        assert_eq!(
+            reason(
+                r#"{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa","peer_id":"bbbbbbbbbbbbbbbbbbbb","event":"x"}"#
+            ),
+            "invalid event"
+        );
+        assert_eq!(
+            reason(r#"{"action":"scrape","info_hash":["short"]}"#),
+            "invalid info_hash"
+        );
+        let e = parse(r#"{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa"}"#).unwrap_err();
+        assert_eq!(
+            error_reply(&e),
+            r#"{"failure reason":"missing peer_id","action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa"}"#
+        );
+        assert_eq!(
+            announce_reply(
+                &InfoHash([b'a'; 20]),
+                120,
+                &ScrapeStats {
+                    complete: 1,
+                    incomplete: 0,
+                    downloaded: 0
+                }
+            ),
+            r#"{"action":"announce","interval":120,"info_hash":"aaaaaaaaaaaaaaaaaaaa","complete":1,"incomplete":0}"#
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(s in ".{0,200}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse(&String::from_utf8_lossy(&b));
+        }
+
+        #[test]
+        fn any_hash_round_trips_through_json(h in any::<[u8; 20]>(), p in any::<[u8; 20]>()) {
+            let msg = serde_json::json!({"action": "announce", "info_hash": to_binary(&h), "peer_id": to_binary(&p)});
+            let a = match parse(&msg.to_string()).unwrap() { WsRequest::Announce(a) => a, _ => unreachable!() };
+            prop_assert_eq!(a.request.info_hash.0, h);
+            prop_assert_eq!(a.request.peer_id.0, p);
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! WebSocket front (WebTorrent): announces with offers, answers, scrapes.
+//!
+//! A connection starts as an HTTP request with `Upgrade: websocket` on any
+//! path and stays on the worker that accepted it. tungstenite does the
+//! framing over an in-memory pipe: a reader task feeds it the bytes the
+//! glommio stream delivers, and its output is written back to the stream, so
+//! no second runtime is involved. Offers and answers for peers on other
+//! workers travel over the mesh to the worker that holds their connection.
+
+use super::mesh::{Reply, Request};
+use super::worker::Worker;
+use crate::protocol::ws::{self as wire, WsAnnounce, WsError, WsRequest};
+use crate::protocol::{Event, InfoHash, PeerId};
+use crate::swarm::ws::Conn;
+use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use glommio::net::TcpStream;
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+/// Largest message accepted; a larger one closes the connection (1009).
+pub const MAX_MESSAGE: usize = 256 * 1024;
+/// Relayed messages waiting for a connection; a reader slower than this is dropped.
+pub const OUT_QUEUE: usize = 256;
+/// Torrents one connection may join.
+pub const MAX_JOINED: usize = 1024;
+/// A ping goes out after this long without traffic from the client.
+pub const PING_AFTER: Duration = Duration::from_secs(30);
+/// A connection with no traffic at all from its client for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
+/// A write that takes longer than this closes the connection.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bytes between the socket and tungstenite: it reads what the socket
+/// delivered (and hears "would block" when that is used up) and writes into
+/// `output`, which the connection then sends.
+#[derive(Default)]
+struct Pipe {
+    input: Vec<u8>,
+    read: usize,
+    output: Vec<u8>,
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = &self.input[self.read..];
+        if avail.is_empty() {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.read += n;
+        if self.read == self.input.len() {
+            self.input.clear();
+            self.read = 0;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `Sec-WebSocket-Accept` reply to an upgrade request.
+pub(crate) fn handshake_reply(key: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+    out.extend_from_slice(tungstenite::handshake::derive_accept_key(key).as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Hands a message to the connection `conn`, on whichever worker it is.
+async fn deliver(w: &Worker, conn: Conn, text: String) {
+    if conn.worker as usize == w.id {
+        w.ws_deliver_local(conn.id, text);
+    } else {
+        w.forward(
+            conn.worker as usize,
+            Request::WsDeliver {
+                conn: conn.id,
+                text,
+            },
+        )
+        .await;
+    }
+}
+
+/// Applies a WebSocket announce on the owner of its hash: updates the swarm,
+/// hands each offer to a different random WebSocket peer (never the sender),
+/// relays an answer to the peer whose offer it answers (only for offers this
+/// tracker relayed), and returns the counts.
+pub(crate) async fn at_owner(
+    w: &Worker,
+    conn: Conn,
+    a: &WsAnnounce,
+) -> crate::protocol::ScrapeStats {
+    let (hash, from) = (a.request.info_hash, a.request.peer_id);
+    let now = w.now();
+    let mut out = Vec::new();
+    let stats = {
+        let mut shard = w.shard.borrow_mut();
+        if let Some(ans) = &a.answer {
+            if let Some(c) = shard.take_offer(&hash, &ans.offer_id, &from, &ans.to_peer_id, now) {
+                out.push((c, wire::answer_message(&hash, &from, ans)));
+            }
+        }
+        if a.answer_only {
+            shard.scrape(&hash)
+        } else {
+            let mut targets = Vec::new();
+            let offers = a.offers.len().min(w.cfg.numwant_max as usize);
+            let stats = shard.ws_announce(&a.request, conn, now, offers, &mut targets);
+            for ((to, c), offer) in targets.iter().zip(&a.offers) {
+                shard.offer_sent(hash, offer.offer_id, from, *to, now);
+                out.push((*c, wire::offer_message(&hash, &from, offer)));
+            }
+            stats
+        }
+    };
+    for (c, text) in out {
+        deliver(w, c, text).await;
+    }
+    stats
+}
+
+/// What woke the connection up.
+enum Wake {
+    Bytes(Option<Vec<u8>>),
+    Relay(Option<String>),
+    Tick,
+}
+
+/// Serves one WebSocket connection whose handshake is done; `early` holds
+/// bytes that came in behind the upgrade request.
+pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, early: Vec<u8>) {
+    let _ = stream.set_read_timeout(None);
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let (mut reader, mut writer) = futures_lite::io::split(stream);
+    let (bytes_tx, mut bytes_rx) = futures_channel::mpsc::channel::<Vec<u8>>(2);
+    let (relay_tx, mut relay_rx) = futures_channel::mpsc::channel::<String>(OUT_QUEUE);
+    let conn = Conn {
+        worker: w.id as u16,
+        id: w.ws_register(relay_tx),
+    };
+    // The reader task ends with the connection; dropping its handle cancels it.
+    let _reader = glommio::spawn_local(async move {
+        let mut bytes_tx = bytes_tx;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if futures_lite::future::poll_fn(|cx| bytes_tx.poll_ready(cx))
+                        .await
+                        .is_err()
+                        || bytes_tx.start_send(buf[..n].to_vec()).is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = 4096;
+    config.write_buffer_size = 0;
+    config.max_message_size = Some(MAX_MESSAGE);
+    config.max_frame_size = Some(MAX_MESSAGE);
+    let mut ws = WebSocket::from_raw_socket(
+        Pipe {
+            input: early,
+            ..Pipe::default()
+        },
+        Role::Server,
+        Some(config),
+    );
+    let mut joined: Vec<(InfoHash, PeerId)> = Vec::new();
+    let mut heard = Instant::now();
+    let mut pinged = false;
+    let mut open = true;
+    while open {
+        // Take every whole message the pipe holds.
+        loop {
+            match ws.read() {
+                Ok(Message::Text(text)) => {
+                    handle(&w, &mut ws, &mut joined, conn, text.as_str()).await
+                }
+                Ok(Message::Binary(_)) => {
+                    send_error(&mut ws, "binary messages are not supported", None)
+                }
+                Ok(Message::Close(_)) => open = false,
+                Ok(_) => {} // ping (tungstenite queues the pong), pong
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    break
+                }
+                Err(tungstenite::Error::Capacity(_)) => {
+                    let _ = ws.close(Some(CloseFrame {
+                        code: CloseCode::Size,
+                        reason: "message too big".into(),
+                    }));
+                    let _ = ws.flush();
+                    open = false;
+                    break;
+                }
+                Err(_) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        let _ = ws.flush();
+        let pending = std::mem::take(&mut ws.get_mut().output);
+        if !pending.is_empty() && writer.write_all(&pending).await.is_err() {
+            break;
+        }
+        if !open {
+            break;
+        }
+        let quiet = heard.elapsed();
+        if quiet >= IDLE_TIMEOUT {
+            break;
+        }
+        let next_tick = if pinged {
+            IDLE_TIMEOUT - quiet
+        } else {
+            PING_AFTER.saturating_sub(quiet)
+        };
+        let wake = futures_lite::future::or(async { Wake::Bytes(bytes_rx.next().await) }, async {
+            futures_lite::future::or(async { Wake::Relay(relay_rx.next().await) }, async {
+                glommio::timer::sleep(next_tick).await;
+                Wake::Tick
+            })
+            .await
+        })
+        .await;
+        match wake {
+            Wake::Bytes(Some(b)) => {
+                heard = Instant::now();
+                pinged = false;
+                ws.get_mut().input.extend_from_slice(&b);
+            }
+            Wake::Relay(Some(text)) => {
+                let _ = ws.send(Message::text(text));
+            }
+            // The client closed, or its queue was dropped for reading too slowly.
+            Wake::Bytes(None) | Wake::Relay(None) => break,
+            Wake::Tick => {
+                if !pinged && heard.elapsed() >= PING_AFTER {
+                    let _ = ws.send(Message::Ping(Default::default()));
+                    pinged = true;
+                }
+            }
+        }
+    }
+    // Writing a last pending close frame is best effort.
+    let _ = ws.flush();
+    let rest = std::mem::take(&mut ws.get_mut().output);
+    if !rest.is_empty() {
+        let _ = writer.write_all(&rest).await;
+    }
+    let _ = writer.close().await;
+    w.ws_unregister(conn.id);
+    // Closing counts as `stopped` in every swarm the connection joined.
+    for (info_hash, peer_id) in joined {
+        let owner = w.owner(&info_hash);
+        if owner == w.id {
+            w.shard.borrow_mut().ws_remove(&info_hash, &peer_id, conn);
+        } else {
+            w.forward(
+                owner,
+                Request::WsClosed {
+                    info_hash,
+                    peer_id,
+                    conn,
+                },
+            )
+            .await;
+        }
+    }
+}
+
+fn send_error(ws: &mut WebSocket<Pipe>, reason: &'static str, info_hash: Option<InfoHash>) {
+    let e = WsError {
+        reason,
+        action: None,
+        info_hash,
+    };
+    let _ = ws.send(Message::text(wire::error_reply(&e)));
+}
+
+async fn handle(
+    w: &Worker,
+    ws: &mut WebSocket<Pipe>,
+    joined: &mut Vec<(InfoHash, PeerId)>,
+    conn: Conn,
+    text: &str,
+) {
+    let reply = match wire::parse(text) {
+        Err(e) => wire::error_reply(&e),
+        Ok(WsRequest::Scrape(mut hashes)) => {
+            if hashes.is_empty() {
+                if !w.cfg.full_scrape {
+                    return send_error(ws, "full scrape is disabled: name an info_hash", None);
+                }
+                wire::scrape_reply(&w.scrape_all().await)
+            } else {
+                hashes.truncate(w.cfg.max_scrape_hashes);
+                hashes.sort_unstable();
+                hashes.dedup();
+                let stats = w.scrape(&hashes).await;
+                wire::scrape_reply(&hashes.into_iter().zip(stats).collect::<Vec<_>>())
+            }
+        }
+        Ok(WsRequest::Announce(a)) => {
+            let (hash, peer, event) = (a.request.info_hash, a.request.peer_id, a.request.event);
+            let joins =
+                !a.answer_only && event != Event::Stopped && !joined.contains(&(hash, peer));
+            if joins && joined.len() >= MAX_JOINED {
+                return send_error(ws, "too many torrents on one connection", Some(hash));
+            }
+            let answer_only = a.answer_only;
+            let owner = w.owner(&hash);
+            let stats = if owner == w.id {
+                at_owner(w, conn, &a).await
+            } else {
+                match w
+                    .call(owner, |token| Request::WsAnnounce {
+                        token,
+                        conn,
+                        announce: a,
+                    })
+                    .await
+                {
+                    Some(Reply::WsAnnounce { stats, .. }) => stats,
+                    _ => return send_error(ws, "tracker is shutting down", Some(hash)),
+                }
+            };
+            if joins {
+                joined.push((hash, peer));
+            } else if event == Event::Stopped && !answer_only {
+                joined.retain(|j| *j != (hash, peer));
+            }
+            wire::announce_reply(&hash, (w.cfg.interval / 5).max(1), &stats)
+        }
+    };
+    let _ = ws.send(Message::text(reply));
+}
