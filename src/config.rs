@@ -238,11 +238,11 @@ mod tests {
             (c.port, c.http, c.udp, c.ws, c.interval),
             (0, false, true, false, 2)
         );
-        let c = cfg(&["--ws"]).unwrap();
-        assert_eq!((c.http, c.udp, c.ws), (false, false, true));
         assert_eq!((c.min_interval, c.peer_ttl), (1, 4));
         assert_eq!(c.log, LogLevel::Errors);
         assert!(c.trust_proxy);
+        let c = cfg(&["--ws"]).unwrap();
+        assert_eq!((c.http, c.udp, c.ws), (false, false, true));
         let c = cfg(&[
             "--listen-v4",
             "127.0.0.1",

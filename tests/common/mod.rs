@@ -40,14 +40,10 @@ impl Tracker {
             .expect("start bittorrent-tracker");
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut stdout = Vec::new();
-        let want = ["http", "udp"]
-            .iter()
-            .filter(|p| {
-                let only_http = args.contains(&"--http") && !args.contains(&"--udp");
-                let only_udp = args.contains(&"--udp") && !args.contains(&"--http");
-                !((only_http && **p == "udp") || (only_udp && **p == "http"))
-            })
-            .count();
+        // One listening line per protocol that starts: all three without a protocol flag.
+        let flags = ["--http", "--udp", "--ws"];
+        let any = flags.iter().any(|f| args.contains(f));
+        let want = flags.iter().filter(|f| !any || args.contains(f)).count();
         let mut port = 0;
         while stdout.len() < want {
             let mut line = String::new();

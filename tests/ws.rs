@@ -1,0 +1,311 @@
+//! WebTorrent tracker over WebSocket: raw clients against the binary with two
+//! workers, so offers, answers and closes cross between workers.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::net::TcpStream;
+use std::time::Duration;
+use tungstenite::{stream::MaybeTlsStream, Message, WebSocket};
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn open(t: &Tracker, path: &str) -> Ws {
+    let (ws, resp) = tungstenite::connect(format!("ws://127.0.0.1:{}{path}", t.port))
+        .expect("WebSocket handshake");
+    assert_eq!(resp.status(), 101);
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    ws
+}
+
+fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).unwrap();
+}
+
+fn recv(ws: &mut Ws) -> Value {
+    loop {
+        match ws.read().expect("a message") {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Nothing arrives within `ms`.
+fn silent(ws: &mut Ws, ms: u64) -> bool {
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_millis(ms))).unwrap();
+    }
+    let quiet = match ws.read() {
+        Err(tungstenite::Error::Io(e)) => matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        _ => false,
+    };
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    quiet
+}
+
+/// A 20-character binary string from a byte.
+fn id(c: char) -> String {
+    std::iter::repeat_n(c, 20).collect()
+}
+
+fn hash_str(owner: u8, tag: u8) -> String {
+    hash(owner, tag).iter().map(|&b| b as char).collect()
+}
+
+fn offers(prefix: char, n: usize) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| {
+                let oid: String = std::iter::repeat_n(prefix, 19).chain(std::iter::once((b'0' + i as u8) as char)).collect();
+                json!({"offer": {"type": "offer", "sdp": format!("sdp-{prefix}{i}")}, "offer_id": oid})
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn offers_and_answers_between_three_peers_on_both_shards() {
+    let t = Tracker::start(&[]);
+    for owner in 0..2u8 {
+        let h = hash_str(owner, 1);
+        let (mut a, mut b, mut c) = (open(&t, "/"), open(&t, "/announce"), open(&t, "/any/path"));
+
+        send(
+            &mut a,
+            json!({"action": "announce", "info_hash": h, "peer_id": id('A'), "left": 5, "event": "started", "offers": []}),
+        );
+        let r = recv(&mut a);
+        assert_eq!(
+            r,
+            json!({"action": "announce", "interval": 120, "info_hash": h, "complete": 0, "incomplete": 1})
+        );
+
+        // B offers twice; only A is there, so A gets exactly one, B's first.
+        send(
+            &mut b,
+            json!({"action": "announce", "info_hash": h, "peer_id": id('B'), "left": 5, "event": "started", "offers": offers('b', 2)}),
+        );
+        assert_eq!(recv(&mut b)["incomplete"], 2);
+        let o = recv(&mut a);
+        assert_eq!(o["offer"], json!({"type": "offer", "sdp": "sdp-b0"}));
+        assert_eq!(
+            (&o["peer_id"], &o["info_hash"], &o["action"]),
+            (&json!(id('B')), &json!(h), &json!("announce"))
+        );
+        assert!(silent(&mut a, 200), "one offer per peer");
+
+        // C, a seeder, offers three times: A and B get one each, never C itself.
+        send(
+            &mut c,
+            json!({"action": "announce", "info_hash": h, "peer_id": id('C'), "left": 0, "event": "started", "offers": offers('c', 3)}),
+        );
+        assert_eq!(
+            recv(&mut c),
+            json!({"action": "announce", "interval": 120, "info_hash": h, "complete": 1, "incomplete": 2})
+        );
+        let (oa, ob) = (recv(&mut a), recv(&mut b));
+        assert_eq!(
+            (&oa["peer_id"], &ob["peer_id"]),
+            (&json!(id('C')), &json!(id('C')))
+        );
+        assert_ne!(
+            oa["offer_id"], ob["offer_id"],
+            "each peer gets a different offer"
+        );
+        assert!(silent(&mut c, 200), "no offer to the sender");
+
+        // A answers C's offer: C gets it, from A, with the offer's id.
+        let answer = json!({"action": "announce", "info_hash": h, "peer_id": id('A'), "to_peer_id": id('C'),
+            "answer": {"type": "answer", "sdp": "from-a"}, "offer_id": oa["offer_id"]});
+        send(&mut a, answer.clone());
+        assert_eq!(
+            recv(&mut a)["complete"],
+            1,
+            "an answer gets the counts back"
+        );
+        let got = recv(&mut c);
+        assert_eq!(got["answer"], json!({"type": "answer", "sdp": "from-a"}));
+        assert_eq!(
+            (&got["peer_id"], &got["offer_id"]),
+            (&json!(id('A')), &oa["offer_id"])
+        );
+        assert!(got.get("offer").is_none());
+
+        // The same answer again, or one to an offer never relayed: not passed on.
+        send(&mut a, answer);
+        recv(&mut a);
+        send(
+            &mut b,
+            json!({"action": "announce", "info_hash": h, "peer_id": id('B'), "to_peer_id": id('C'),
+            "answer": {"type": "answer", "sdp": "forged"}, "offer_id": "zzzzzzzzzzzzzzzzzzzz"}),
+        );
+        recv(&mut b);
+        assert!(silent(&mut c, 300), "C gets no unasked-for answers");
+        // An answer without to_peer_id is an error.
+        send(
+            &mut b,
+            json!({"action": "announce", "info_hash": h, "peer_id": id('B'), "answer": {}, "offer_id": id('o')}),
+        );
+        assert_eq!(
+            recv(&mut b),
+            json!({"failure reason": "missing to_peer_id for answer", "action": "announce", "info_hash": h})
+        );
+    }
+}
+
+#[test]
+fn a_closed_connection_leaves_every_swarm() {
+    let t = Tracker::start(&[]);
+    let (h0, h1) = (hash_str(0, 2), hash_str(1, 2));
+    let mut a = open(&t, "/");
+    let mut b = open(&t, "/");
+    for h in [&h0, &h1] {
+        send(
+            &mut a,
+            json!({"action": "announce", "info_hash": h, "peer_id": id('A'), "left": 0, "event": "started"}),
+        );
+        recv(&mut a);
+        send(
+            &mut b,
+            json!({"action": "announce", "info_hash": h, "peer_id": id('B'), "left": 3, "event": "started"}),
+        );
+        recv(&mut b);
+    }
+    // An HTTP peer in the same swarm is counted with them and stays.
+    get(
+        t.v4(),
+        &announce_target(hash(0, 2), peer_id(1), 7000, 9, ""),
+    );
+    let scrape = json!({"action": "scrape", "info_hash": [h0, h1]});
+    send(&mut b, scrape.clone());
+    let s = recv(&mut b);
+    assert_eq!(
+        s["files"][&h0],
+        json!({"complete": 1, "incomplete": 2, "downloaded": 0})
+    );
+    assert_eq!(
+        s["files"][&h1],
+        json!({"complete": 1, "incomplete": 1, "downloaded": 0})
+    );
+    drop(a); // the TCP connection closes without a close frame
+    std::thread::sleep(Duration::from_millis(300));
+    send(&mut b, scrape);
+    let s = recv(&mut b);
+    assert_eq!(
+        s["files"][&h0],
+        json!({"complete": 0, "incomplete": 2, "downloaded": 0})
+    );
+    assert_eq!(
+        s["files"][&h1],
+        json!({"complete": 0, "incomplete": 1, "downloaded": 0})
+    );
+    // A stopped event leaves just that swarm, and the connection stays usable.
+    send(
+        &mut b,
+        json!({"action": "announce", "info_hash": h1, "peer_id": id('B'), "event": "stopped"}),
+    );
+    assert_eq!(recv(&mut b)["incomplete"], 0);
+    b.close(None).unwrap();
+}
+
+#[test]
+fn scrape_one_several_or_all() {
+    let t = Tracker::start(&[]);
+    let (h0, h1) = (hash_str(0, 3), hash_str(1, 3));
+    let mut a = open(&t, "/");
+    send(
+        &mut a,
+        json!({"action": "announce", "info_hash": h0, "peer_id": id('A'), "left": 0, "event": "completed"}),
+    );
+    recv(&mut a);
+    let one = json!({"complete": 1, "incomplete": 0, "downloaded": 1});
+    let zero = json!({"complete": 0, "incomplete": 0, "downloaded": 0});
+    send(&mut a, json!({"action": "scrape", "info_hash": h0}));
+    assert_eq!(
+        recv(&mut a),
+        json!({"action": "scrape", "files": {h0.clone(): one}})
+    );
+    send(&mut a, json!({"action": "scrape", "info_hash": [h1, h0]}));
+    assert_eq!(
+        recv(&mut a),
+        json!({"action": "scrape", "files": {h0.clone(): one, h1.clone(): zero}})
+    );
+    send(&mut a, json!({"action": "scrape"}));
+    assert_eq!(
+        recv(&mut a),
+        json!({"action": "scrape", "files": {h0: one}})
+    );
+}
+
+#[test]
+fn bad_messages_get_failure_reasons_and_limits_hold() {
+    let t = Tracker::start(&[]);
+    let mut a = open(&t, "/");
+    let cases = [
+        ("not json".to_string(), json!({"failure reason": "invalid JSON message"})),
+        (json!({"action": "dance"}).to_string(), json!({"failure reason": "invalid action"})),
+        (json!({"action": "announce"}).to_string(), json!({"failure reason": "missing info_hash", "action": "announce"})),
+        (
+            json!({"action": "announce", "info_hash": "\u{100}aaaaaaaaaaaaaaaaaaa", "peer_id": id('A')}).to_string(),
+            json!({"failure reason": "invalid info_hash", "action": "announce"}),
+        ),
+        (
+            json!({"action": "announce", "info_hash": id('h'), "peer_id": "short"}).to_string(),
+            json!({"failure reason": "invalid peer_id", "action": "announce", "info_hash": id('h')}),
+        ),
+    ];
+    for (msg, want) in cases {
+        a.send(Message::text(msg.clone())).unwrap();
+        assert_eq!(recv(&mut a), want, "{msg}");
+    }
+    a.send(Message::binary(vec![1, 2, 3])).unwrap();
+    assert_eq!(
+        recv(&mut a),
+        json!({"failure reason": "binary messages are not supported"})
+    );
+    // Still serving after all that.
+    send(&mut a, json!({"action": "scrape"}));
+    assert_eq!(recv(&mut a), json!({"action": "scrape", "files": {}}));
+
+    // A message over 256 KiB closes the connection with 1009.
+    let big = format!(
+        "{{\"action\":\"scrape\",\"x\":\"{}\"}}",
+        "x".repeat(300 * 1024)
+    );
+    a.send(Message::text(big)).unwrap();
+    match a.read() {
+        Ok(Message::Close(Some(f))) => assert_eq!(u16::from(f.code), 1009),
+        other => panic!("expected a close, got {other:?}"),
+    }
+
+    // Upgrade requests without a key or the right version are refused.
+    let mut s = tcp(t.v4());
+    use std::io::Write;
+    write!(s, "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s).unwrap().status, 400);
+}
+
+#[test]
+fn ws_only_serves_no_http_announces() {
+    let t = Tracker::start(&["--ws"]);
+    assert_eq!(t.stdout, vec![format!("ws server listening on {}", t.port)]);
+    assert_eq!(
+        get(t.v4(), &announce_target(hash(0, 4), peer_id(1), 1, 0, "")).status,
+        404
+    );
+    let mut a = open(&t, "/");
+    send(&mut a, json!({"action": "scrape"}));
+    assert_eq!(recv(&mut a)["action"], "scrape");
+    // And a tracker without --ws answers no upgrade.
+    let t = Tracker::start(&["--http", "--udp"]);
+    assert!(tungstenite::connect(format!("ws://127.0.0.1:{}/", t.port)).is_err());
+}
