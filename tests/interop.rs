@@ -1,5 +1,6 @@
 //! Interop: the reference JavaScript client (npm `bittorrent-tracker@10.0.12`)
-//! against this tracker, over HTTP (IPv4 and IPv6) and UDP (IPv4). Needs node and npm
+//! against this tracker, over HTTP (IPv4 and IPv6), UDP (IPv4) and WebSocket,
+//! and a raw npm `ws` client relaying an offer and an answer. Needs node and npm
 //! (on every build machine); the package is installed once into cargo's
 //! scratch directory.
 
@@ -35,11 +36,15 @@ fn npm_dir() -> &'static Path {
                 .expect("npm is needed for the interop tests (it comes with node)");
             assert!(status.success(), "npm install {PACKAGE} failed");
         }
-        std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/reference_client.mjs"),
-            dir.join("reference_client.mjs"),
-        )
-        .unwrap();
+        for script in ["reference_client.mjs", "reference_ws.mjs"] {
+            std::fs::copy(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/interop")
+                    .join(script),
+                dir.join(script),
+            )
+            .unwrap();
+        }
         dir
     })
 }
@@ -50,10 +55,15 @@ fn hex(b: &[u8]) -> String {
 
 /// Runs the reference client's script against `url`; returns its lines.
 fn reference_client(url: &str, a: [u8; 20], b: [u8; 20]) -> Vec<String> {
+    node("reference_client.mjs", &[url, &hex(&a), &hex(&b)])
+}
+
+/// Runs one of the interop scripts with node; returns its lines.
+fn node(script: &str, args: &[&str]) -> Vec<String> {
     let dir = npm_dir();
     let out = Command::new("node")
-        .arg("reference_client.mjs")
-        .args([url, &hex(&a), &hex(&b)])
+        .arg(script)
+        .args(args)
         .current_dir(dir)
         .output()
         .expect("node is needed for the interop tests");
@@ -128,3 +138,21 @@ fn reference_client_udp_ipv4() {
 
 // No UDP over IPv6 here: the reference client cannot parse `udp://[::1]:port`
 // (it hands "[::1]" to getaddrinfo). tests/udp.rs covers UDP over IPv6.
+
+#[test]
+fn reference_client_and_raw_ws_clients_over_websocket() {
+    let t = Tracker::start(&[]);
+    let url = format!("ws://127.0.0.1:{}", t.port);
+    let h = hash(1, 0x43);
+    assert_eq!(
+        node("reference_ws.mjs", &[&url, &hex(&h)]),
+        [
+            "update a complete=0 incomplete=1",
+            "update b complete=1 incomplete=1",
+            "update a complete=1 incomplete=1",
+            "update b complete=0 incomplete=1",
+            "offer at y from=XXXXXXXXXXXXXXXXXXXX offer_id=oooooooooooooooooooo sdp=sdp-x",
+            "answer at x from=YYYYYYYYYYYYYYYYYYYY offer_id=oooooooooooooooooooo sdp=sdp-y",
+        ]
+    );
+}
