@@ -4,7 +4,7 @@
 //! time and peak memory come from /proc, so any tracker can be measured.
 
 use crate::report::Report;
-use crate::{http, udp, LoadOpts};
+use crate::{http, udp, ws, LoadOpts};
 use clap::Args;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -20,7 +20,7 @@ pub struct CompareOpts {
     /// CPUs the trackers are pinned to
     #[arg(long, value_delimiter = ',', default_value = "0")]
     pub tracker_cpus: Vec<usize>,
-    /// Protocol to load: udp or http
+    /// Protocol to load: udp, http or ws
     #[arg(long, default_value = "udp")]
     pub protocol: String,
     /// Rounds; each runs every tracker once, in order
@@ -162,10 +162,10 @@ fn one_run(o: &CompareOpts, name: &str, command: &str) -> Result<Sample, String>
     let cpu_before = proc_cpu_seconds(pid).unwrap_or(0.0);
     let mut load = o.load.clone();
     load.quiet = true;
-    let engine = if o.protocol == "udp" {
-        udp::engine
-    } else {
-        http::engine
+    let engine = match o.protocol.as_str() {
+        "udp" => udp::engine,
+        "http" => http::engine,
+        _ => ws::engine,
     };
     let report: Result<Report, String> = crate::run(&o.protocol, engine, &load);
     let cpu = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
@@ -193,8 +193,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn run(o: &CompareOpts) -> Result<(), String> {
-    if o.protocol != "udp" && o.protocol != "http" {
-        return Err(format!("--protocol {}: must be udp or http", o.protocol));
+    if !["udp", "http", "ws"].contains(&o.protocol.as_str()) {
+        return Err(format!(
+            "--protocol {}: must be udp, http or ws",
+            o.protocol
+        ));
     }
     let trackers: Vec<(String, String)> = o
         .trackers

@@ -8,6 +8,7 @@ mod mmsg;
 mod report;
 mod udp;
 mod workload;
+mod ws;
 
 use clap::{Args, Parser, Subcommand};
 use report::{Live, Report, Stats};
@@ -38,6 +39,8 @@ enum Cmd {
     Udp(LoadOpts),
     /// HTTP load over keep-alive connections
     Http(LoadOpts),
+    /// WebSocket (WebTorrent) load: announces with offers, answers to offers
+    Ws(LoadOpts),
     /// A stateless UDP responder: the most this machine's kernel path can answer
     Floor(floor::FloorOpts),
     /// Start trackers one after another, load each in alternating rounds, print one table
@@ -71,9 +74,12 @@ pub struct LoadOpts {
     /// Source addresses per thread (127.x.y.z for a loopback IPv4 target), so SO_REUSEPORT spreads the load
     #[arg(long, default_value_t = 32)]
     pub sources: usize,
-    /// HTTP: keep-alive connections in all
+    /// HTTP and WebSocket: connections in all
     #[arg(long, default_value_t = 1000)]
     pub connections: usize,
+    /// WebSocket: offers in each announce
+    #[arg(long, default_value_t = 5)]
+    pub offers: usize,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
@@ -87,7 +93,7 @@ pub struct LoadOpts {
 impl LoadOpts {
     /// How the load was driven, for the report.
     pub fn mode(&self, protocol: &str) -> String {
-        let shape = if protocol == "http" {
+        let shape = if protocol != "udp" {
             format!("{} connections", self.connections)
         } else {
             format!("window {} per thread", self.window)
@@ -193,6 +199,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Udp(o) => run("udp", udp::engine, &o).map(|r| show(&r, o.json)),
         Cmd::Http(o) => run("http", http::engine, &o).map(|r| show(&r, o.json)),
+        Cmd::Ws(o) => run("ws", ws::engine, &o).map(|r| show(&r, o.json)),
         Cmd::Floor(o) => floor::run(&o),
         Cmd::Compare(o) => compare::run(&o),
     };

@@ -6,35 +6,38 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Request kinds counted apart (see [`Kind`]).
+pub const KINDS: usize = 4;
+
 /// What one load thread saw.
 pub struct Stats {
-    pub sent: [u64; 3],
-    pub ok: [u64; 3],
+    pub sent: [u64; KINDS],
+    pub ok: [u64; KINDS],
     /// Well-formed error replies (UDP action 3, HTTP `failure reason`).
-    pub errors: [u64; 3],
+    pub errors: [u64; KINDS],
     /// Replies that break the protocol: wrong action, size, counts; bad HTTP.
-    pub invalid: [u64; 3],
-    pub timeouts: [u64; 3],
+    pub invalid: [u64; KINDS],
+    pub timeouts: [u64; KINDS],
     /// Replies that came after their request had timed out.
     pub late: u64,
     /// Open loop: requests due but not sent (in-flight limit or no idle connection).
     pub not_sent: u64,
     /// Latency in microseconds, per kind (answered requests only).
-    pub latency: [Histogram<u64>; 3],
+    pub latency: [Histogram<u64>; KINDS],
 }
 
 impl Stats {
     pub fn new() -> Stats {
         let h = || Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
         Stats {
-            sent: [0; 3],
-            ok: [0; 3],
-            errors: [0; 3],
-            invalid: [0; 3],
-            timeouts: [0; 3],
+            sent: [0; KINDS],
+            ok: [0; KINDS],
+            errors: [0; KINDS],
+            invalid: [0; KINDS],
+            timeouts: [0; KINDS],
             late: 0,
             not_sent: 0,
-            latency: [h(), h(), h()],
+            latency: [h(), h(), h(), h()],
         }
     }
 
@@ -44,7 +47,7 @@ impl Stats {
     }
 
     pub fn merge(&mut self, o: &Stats) {
-        for k in 0..3 {
+        for k in 0..KINDS {
             self.sent[k] += o.sent[k];
             self.ok[k] += o.ok[k];
             self.errors[k] += o.errors[k];
@@ -158,18 +161,21 @@ pub struct Report {
     pub connect: Line,
     pub announce: Line,
     pub scrape: Line,
+    /// WebSocket: answers sent (to offers received) and answers received
+    /// for offers sent; latency from the offer to its answer.
+    pub answer: Line,
     pub total: Line,
     pub late: u64,
     pub not_sent: u64,
 }
 
 fn line(s: &Stats, k: Option<usize>, secs: f64) -> Line {
-    let ks: Vec<usize> = k.map_or(vec![0, 1, 2], |k| vec![k]);
+    let ks: Vec<usize> = k.map_or((0..KINDS).collect(), |k| vec![k]);
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     ks.iter().for_each(|&k| {
         let _ = h.add(&s.latency[k]);
     });
-    let sum = |a: &[u64; 3]| ks.iter().map(|&k| a[k]).sum::<u64>();
+    let sum = |a: &[u64; KINDS]| ks.iter().map(|&k| a[k]).sum::<u64>();
     let answered = sum(&s.ok) + sum(&s.errors);
     let q = |p: f64| {
         if h.is_empty() {
@@ -211,6 +217,7 @@ impl Report {
             connect: line(s, Some(0), seconds),
             announce: line(s, Some(1), seconds),
             scrape: line(s, Some(2), seconds),
+            answer: line(s, Some(3), seconds),
             total: line(s, None, seconds),
             late: s.late,
             not_sent: s.not_sent,
@@ -245,6 +252,7 @@ impl Report {
             ("connect", &self.connect),
             ("announce", &self.announce),
             ("scrape", &self.scrape),
+            ("answer", &self.answer),
             ("total", &self.total),
         ] {
             if l.sent == 0 && name != "total" {
@@ -281,16 +289,16 @@ mod tests {
     #[test]
     fn lines_add_up_by_kind() {
         let mut a = Stats::new();
-        a.sent = [1, 10, 2];
-        a.ok = [1, 8, 2];
-        a.errors = [0, 1, 0];
-        a.timeouts = [0, 1, 0];
+        a.sent = [1, 10, 2, 0];
+        a.ok = [1, 8, 2, 0];
+        a.errors = [0, 1, 0, 0];
+        a.timeouts = [0, 1, 0, 0];
         for us in [100u64, 200, 300, 400] {
             a.record(Kind::Announce, Duration::from_micros(us));
         }
         let mut b = Stats::new();
-        b.sent = [0, 10, 0];
-        b.ok = [0, 10, 0];
+        b.sent = [0, 10, 0, 0];
+        b.ok = [0, 10, 0, 0];
         b.record(Kind::Announce, Duration::from_micros(1000));
         a.merge(&b);
         let r = Report::new("udp", "x", "closed".into(), 2.0, 1, &a);

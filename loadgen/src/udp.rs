@@ -123,7 +123,8 @@ impl Load<'_> {
                 self.gen.scrape(&mut self.hashes);
                 self.hashes.len() as u32
             }
-            Kind::Connect => 0,
+            // The mix draws no answers (they are WebSocket only).
+            Kind::Connect | Kind::Answer => 0,
         };
         let pending = Pending {
             kind,
@@ -140,7 +141,7 @@ impl Load<'_> {
         self.sources[source]
             .outbox
             .push(tid, None, |buf| match kind {
-                Kind::Connect => udp::write_connect_request(buf, tid),
+                Kind::Connect | Kind::Answer => udp::write_connect_request(buf, tid),
                 Kind::Announce => {
                     let peer = peer.expect("announces have a peer");
                     // The tracker keys peers by address and port: one port per peer of a source.

@@ -50,17 +50,13 @@ pub enum Kind {
     Connect = 0,
     Announce = 1,
     Scrape = 2,
+    /// WebSocket: answers to offers, sent by peers and relayed back.
+    Answer = 3,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Connect, Kind::Announce, Kind::Scrape];
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Connect => "connect",
-            Kind::Announce => "announce",
-            Kind::Scrape => "scrape",
-        }
-    }
+    /// The kinds a request mix draws from.
+    pub const MIX: [Kind; 3] = [Kind::Connect, Kind::Announce, Kind::Scrape];
 }
 
 #[derive(Clone, Copy)]
@@ -132,7 +128,7 @@ impl Generator {
     pub fn kind(&mut self) -> Kind {
         let total: u32 = self.weights.iter().sum();
         let mut r = self.rng.below(total.max(1) as usize) as u32;
-        for (k, &w) in Kind::ALL.iter().zip(&self.weights) {
+        for (k, &w) in Kind::MIX.iter().zip(&self.weights) {
             if r < w {
                 return *k;
             }

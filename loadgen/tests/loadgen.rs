@@ -243,3 +243,38 @@ fn compare_runs_trackers_in_rounds_and_prints_one_table() {
         "{err}"
     );
 }
+
+#[test]
+fn ws_announces_with_offers_and_answers() {
+    let t = tracker();
+    let target = format!("127.0.0.1:{}", t.port());
+    // 40 peers on 4 torrents: every offer finds a peer to answer it.
+    let out = loadgen(&[
+        "ws",
+        "--target",
+        &target,
+        "--connections",
+        "40",
+        "--torrents",
+        "4",
+        "--offers",
+        "3",
+        "--duration",
+        "1",
+        "--quiet",
+        "--json",
+    ]);
+    let r = json(&out);
+    assert!(n(&r, "announce.answered") > 100, "{r}");
+    let (sent, got) = (n(&r, "answer.sent"), n(&r, "answer.answered"));
+    assert!(got > 100, "answers come back to their offerers: {r}");
+    assert!(
+        got <= sent && got * 10 >= sent * 8,
+        "nearly every answer sent arrives: {r}"
+    );
+    for k in ["errors", "invalid", "timeouts"] {
+        assert_eq!(n(&r, &format!("total.{k}")), 0, "{k}: {r}");
+    }
+    assert_eq!(r["mode"], "closed loop, 40 connections");
+    t.shutdown();
+}

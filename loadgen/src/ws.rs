@@ -1,0 +1,367 @@
+//! WebSocket load (WebTorrent): each connection is one peer that announces
+//! with offers in a closed loop and answers every offer it is handed.
+//! Announce and scrape replies are matched in order per connection; answers
+//! are matched to the offers this connection made, and their latency is the
+//! whole offer -> other peer -> answer -> back trip.
+
+use crate::report::{Live, Stats, Unpublished, Verdict};
+use crate::workload::{Generator, Kind};
+use crate::LoadOpts;
+use bittorrent_tracker::protocol::ws::to_binary;
+use bittorrent_tracker::protocol::InfoHash;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
+use tungstenite::protocol::Role;
+use tungstenite::{Message, WebSocket};
+
+/// Offers not answered within this long are forgotten (a swarm with fewer
+/// peers than offers leaves some unanswered: that is no error).
+const OFFER_WAIT: Duration = Duration::from_secs(10);
+const SDP: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:load\r\na=ice-pwd:generatorgeneratorgenera\r\na=fingerprint:sha-256 00:00\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n";
+
+/// A connection's socket: upgrading, then framed by tungstenite.
+enum Sock {
+    /// Connecting, then sending the upgrade request and reading the 101.
+    Upgrading {
+        stream: TcpStream,
+        sent: bool,
+        head: Vec<u8>,
+    },
+    Open(Box<WebSocket<TcpStream>>),
+}
+
+/// A connection's peer and what it waits for.
+struct Conn {
+    peer: usize,
+    /// Replies expected, in order: (kind, sent at, peers or files expected).
+    waiting: VecDeque<(Kind, Instant)>,
+    /// Offers made and not yet answered, by offer id.
+    offers: HashMap<[u8; 20], Instant>,
+    next_offer: u64,
+}
+
+fn connect(opts: &LoadOpts, thread: usize, source: usize) -> std::io::Result<TcpStream> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(opts.target),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    s.set_nonblocking(true)?;
+    s.bind(&opts.source(thread, source).into())?;
+    let _ = s.set_nodelay(true);
+    match s.connect(&opts.target.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(s.into()))
+}
+
+struct Load {
+    gen: Generator,
+    stats: Stats,
+    u: Unpublished,
+    hashes: Vec<InfoHash>,
+    offers_per_announce: usize,
+    id: u64,
+}
+
+impl Load {
+    /// Sends the next announce (with offers) or scrape on an open connection.
+    fn next_request(&mut self, c: &mut Conn, ws: &mut WebSocket<TcpStream>, now: Instant) {
+        let msg = if self.gen.kind() == Kind::Scrape {
+            self.gen.scrape(&mut self.hashes);
+            let hashes: Vec<String> = self.hashes.iter().map(|h| to_binary(&h.0)).collect();
+            c.waiting.push_back((Kind::Scrape, now));
+            json!({"action": "scrape", "info_hash": hashes})
+        } else {
+            let a = self.gen.announce(c.peer, 0);
+            let mut offers = Vec::with_capacity(self.offers_per_announce);
+            for _ in 0..self.offers_per_announce {
+                // Unique per thread, peer and offer: the tracker keys offers by id.
+                let mut oid = [0u8; 20];
+                oid[..4].copy_from_slice(&(self.id as u32).to_be_bytes());
+                oid[4..8].copy_from_slice(&(c.peer as u32).to_be_bytes());
+                oid[8..16].copy_from_slice(&c.next_offer.to_be_bytes());
+                c.next_offer += 1;
+                c.offers.insert(oid, now);
+                offers.push(
+                    json!({"offer": {"type": "offer", "sdp": SDP}, "offer_id": to_binary(&oid)}),
+                );
+            }
+            c.waiting.push_back((Kind::Announce, now));
+            let mut m = json!({
+                "action": "announce", "info_hash": to_binary(&a.info_hash.0), "peer_id": to_binary(&a.peer_id.0),
+                "numwant": offers.len(), "uploaded": 0, "downloaded": 0, "left": a.left.unwrap_or(0), "offers": offers,
+            });
+            if !a.event.as_str().is_empty() {
+                m["event"] = json!(a.event.as_str());
+            }
+            m
+        };
+        let kind = c.waiting.back().map_or(Kind::Announce, |w| w.0);
+        self.stats.sent[kind as usize] += 1;
+        // A full socket leaves the frame in tungstenite's buffer, flushed on writable.
+        let _ = ws.send(Message::text(msg.to_string()));
+    }
+
+    /// Handles one message from the tracker.
+    fn message(&mut self, c: &mut Conn, ws: &mut WebSocket<TcpStream>, text: &str, now: Instant) {
+        let Ok(v) = serde_json::from_str::<Value>(text) else {
+            return self.stats.tally(
+                Kind::Announce,
+                Verdict::Invalid,
+                Duration::ZERO,
+                &mut self.u,
+            );
+        };
+        if let Some(offer) = v.get("offer") {
+            // Another peer's offer: answer it, as a browser would.
+            let ok = offer.is_object()
+                && v["offer_id"].is_string()
+                && v["peer_id"].is_string()
+                && v["info_hash"].is_string();
+            if !ok {
+                return self.stats.tally(
+                    Kind::Answer,
+                    Verdict::Invalid,
+                    Duration::ZERO,
+                    &mut self.u,
+                );
+            }
+            let a = self.gen.announce(c.peer, 0);
+            let answer = json!({
+                "action": "announce", "info_hash": v["info_hash"], "peer_id": to_binary(&a.peer_id.0),
+                "to_peer_id": v["peer_id"], "offer_id": v["offer_id"], "answer": {"type": "answer", "sdp": SDP},
+            });
+            c.waiting.push_back((Kind::Answer, now));
+            self.stats.sent[Kind::Answer as usize] += 1;
+            let _ = ws.send(Message::text(answer.to_string()));
+            return;
+        }
+        if v.get("answer").is_some() {
+            // The answer to one of this peer's offers.
+            let oid = v["offer_id"]
+                .as_str()
+                .and_then(bittorrent_tracker::protocol::ws::binary20);
+            match oid.and_then(|o| c.offers.remove(&o)) {
+                Some(at) => self.stats.tally(
+                    Kind::Answer,
+                    Verdict::Ok,
+                    now.saturating_duration_since(at),
+                    &mut self.u,
+                ),
+                None => {
+                    self.stats
+                        .tally(Kind::Answer, Verdict::Invalid, Duration::ZERO, &mut self.u)
+                }
+            }
+            return;
+        }
+        // A reply to this connection's own request, in order.
+        let Some((kind, at)) = c.waiting.pop_front() else {
+            return self.stats.tally(
+                Kind::Announce,
+                Verdict::Invalid,
+                Duration::ZERO,
+                &mut self.u,
+            );
+        };
+        let verdict = if v.get("failure reason").is_some() {
+            Verdict::Error
+        } else {
+            let ok = match kind {
+                Kind::Scrape => v["action"] == "scrape" && v["files"].is_object(),
+                _ => {
+                    v["action"] == "announce"
+                        && v["interval"].is_u64()
+                        && v["complete"].is_u64()
+                        && v["incomplete"].is_u64()
+                }
+            };
+            if ok {
+                Verdict::Ok
+            } else {
+                Verdict::Invalid
+            }
+        };
+        if kind == Kind::Answer {
+            // The tracker acknowledges an answer with counts: not timed, nothing more to send.
+            return;
+        }
+        self.stats.tally(
+            kind,
+            verdict,
+            now.saturating_duration_since(at),
+            &mut self.u,
+        );
+        self.next_request(c, ws, now);
+    }
+}
+
+/// Moves an upgrading socket on: sends the request once connected, reads
+/// the 101. Returns whether the upgrade is done.
+fn upgrade(
+    opts: &LoadOpts,
+    sock: &mut Sock,
+    writable: bool,
+    readable: bool,
+) -> Result<bool, String> {
+    let Sock::Upgrading { stream, sent, head } = sock else {
+        return Ok(true);
+    };
+    if !*sent && writable && stream.peer_addr().is_ok() {
+        let req = format!(
+            "GET /announce HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            opts.target
+        );
+        stream
+            .write_all(req.as_bytes())
+            .map_err(|e| format!("{}: upgrade: {e}", opts.target))?;
+        *sent = true;
+    }
+    if !(*sent && readable) {
+        return Ok(false);
+    }
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Err(format!("{}: closed during the upgrade", opts.target)),
+            Ok(k) => head.extend_from_slice(&buf[..k]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => return Err(format!("{}: upgrade: {e}", opts.target)),
+        }
+    }
+    if !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Ok(false);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(format!(
+            "{}: no WebSocket upgrade: {}",
+            opts.target,
+            String::from_utf8_lossy(head)
+        ));
+    }
+    Ok(true)
+}
+
+/// One load thread.
+pub fn engine(
+    opts: &LoadOpts,
+    thread: usize,
+    live: &Live,
+    deadline: Instant,
+) -> Result<Stats, String> {
+    if opts.rate.is_some() {
+        return Err("ws: only closed loop (no --rate) is supported".into());
+    }
+    let threads = opts.threads.max(1);
+    let n = (opts.connections / threads).max(1);
+    let mut workload = opts.workload.clone();
+    // One peer per connection.
+    workload.peers = (n * threads) as u32;
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let sources = opts.sources.max(1);
+    let mut socks: Vec<Option<Sock>> = Vec::with_capacity(n);
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut stream = connect(opts, thread, i % sources)
+            .map_err(|e| format!("connect to {}: {e}", opts.target))?;
+        poll.registry()
+            .register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| e.to_string())?;
+        socks.push(Some(Sock::Upgrading {
+            stream,
+            sent: false,
+            head: Vec::new(),
+        }));
+        conns.push(Conn {
+            peer: i,
+            waiting: VecDeque::new(),
+            offers: HashMap::new(),
+            next_offer: 0,
+        });
+    }
+    let mut load = Load {
+        gen: Generator::new(&workload, thread, threads, 0x7575_5eed ^ thread as u64),
+        stats: Stats::new(),
+        u: Unpublished::default(),
+        hashes: Vec::new(),
+        offers_per_announce: opts.offers,
+        id: thread as u64,
+    };
+    let timeout = Duration::from_millis(opts.timeout_ms);
+    let mut events = Events::with_capacity(1024);
+    let mut last_sweep = Instant::now();
+    while Instant::now() < deadline {
+        poll.poll(&mut events, Some(Duration::from_millis(5)))
+            .map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        for ev in events.iter() {
+            let i = ev.token().0;
+            let (c, slot) = (&mut conns[i], &mut socks[i]);
+            if let Some(sock @ Sock::Upgrading { .. }) = slot.as_mut() {
+                if upgrade(opts, sock, ev.is_writable(), ev.is_readable())? {
+                    let Some(Sock::Upgrading { stream, .. }) = slot.take() else {
+                        unreachable!()
+                    };
+                    let mut ws = Box::new(WebSocket::from_raw_socket(stream, Role::Client, None));
+                    load.next_request(c, &mut ws, now);
+                    *slot = Some(Sock::Open(ws));
+                }
+                continue;
+            }
+            let Some(Sock::Open(ws)) = slot.as_mut() else {
+                continue;
+            };
+            if ev.is_writable() {
+                let _ = ws.flush();
+            }
+            if !ev.is_readable() {
+                continue;
+            }
+            loop {
+                match ws.read() {
+                    Ok(Message::Text(t)) => load.message(c, ws, t.as_str(), now),
+                    Ok(_) => {}
+                    Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        return Err(format!(
+                            "{}: a WebSocket connection failed: {e}",
+                            opts.target
+                        ))
+                    }
+                }
+            }
+        }
+        if now.duration_since(last_sweep) >= Duration::from_millis(50) {
+            last_sweep = now;
+            for (c, slot) in conns.iter_mut().zip(socks.iter_mut()) {
+                c.offers
+                    .retain(|_, at| now.saturating_duration_since(*at) < OFFER_WAIT);
+                let Some(Sock::Open(ws)) = slot.as_mut() else {
+                    continue;
+                };
+                if let Some(&(kind, at)) = c.waiting.front() {
+                    if kind != Kind::Answer && now.saturating_duration_since(at) > timeout {
+                        // Counted as lost; the peer carries on with its next request.
+                        load.stats.timeout(kind, &mut load.u);
+                        c.waiting.pop_front();
+                        load.next_request(c, ws, now);
+                    }
+                }
+            }
+            load.stats.publish(live, &mut load.u);
+        }
+    }
+    Ok(load.stats)
+}
