@@ -110,12 +110,24 @@ fn answers(protocol: &str, target: std::net::SocketAddr) -> bool {
             return false;
         };
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        let req = "GET /scrape?info_hash=aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        // A WebSocket tracker need not speak plain HTTP: ask it for an upgrade.
+        let (req, want): (&str, &[u8]) = if protocol == "ws" {
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                b"HTTP/1.1 101",
+            )
+        } else {
+            (
+                "GET /scrape?info_hash=aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                b"HTTP/",
+            )
+        };
         if s.write_all(req.as_bytes()).is_err() {
             return false;
         }
-        let mut buf = [0u8; 5];
-        s.read_exact(&mut buf).is_ok() && &buf == b"HTTP/"
+        let mut buf = vec![0u8; want.len()];
+        s.read_exact(&mut buf).is_ok() && buf == want
     }
 }
 

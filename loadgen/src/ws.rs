@@ -138,7 +138,6 @@ impl Load {
                 "action": "announce", "info_hash": v["info_hash"], "peer_id": to_binary(&a.peer_id.0),
                 "to_peer_id": v["peer_id"], "offer_id": v["offer_id"], "answer": {"type": "answer", "sdp": SDP},
             });
-            c.waiting.push_back((Kind::Answer, now));
             self.stats.sent[Kind::Answer as usize] += 1;
             let _ = ws.send(Message::text(answer.to_string()));
             return;
@@ -162,14 +161,12 @@ impl Load {
             }
             return;
         }
-        // A reply to this connection's own request, in order.
+        // A reply to this connection's own request, in order. A reply with
+        // none pending acknowledges an answer (the reference tracker sends
+        // those): counted as late, it cannot be told from the next reply.
         let Some((kind, at)) = c.waiting.pop_front() else {
-            return self.stats.tally(
-                Kind::Announce,
-                Verdict::Invalid,
-                Duration::ZERO,
-                &mut self.u,
-            );
+            self.stats.late += 1;
+            return;
         };
         let verdict = if v.get("failure reason").is_some() {
             Verdict::Error
@@ -189,10 +186,6 @@ impl Load {
                 Verdict::Invalid
             }
         };
-        if kind == Kind::Answer {
-            // The tracker acknowledges an answer with counts: not timed, nothing more to send.
-            return;
-        }
         self.stats.tally(
             kind,
             verdict,
@@ -352,7 +345,7 @@ pub fn engine(
                     continue;
                 };
                 if let Some(&(kind, at)) = c.waiting.front() {
-                    if kind != Kind::Answer && now.saturating_duration_since(at) > timeout {
+                    if now.saturating_duration_since(at) > timeout {
                         // Counted as lost; the peer carries on with its next request.
                         load.stats.timeout(kind, &mut load.u);
                         c.waiting.pop_front();

@@ -350,6 +350,11 @@ async fn handle(
             } else if event == Event::Stopped && !answer_only {
                 joined.retain(|j| *j != (hash, peer));
             }
+            if answer_only {
+                // Relayed, and nothing to say back: WebTorrent clients do not
+                // read a reply to an answer (the reference sends one anyway).
+                return;
+            }
             wire::announce_reply(&hash, (w.cfg.interval / 5).max(1), &stats)
         }
     };
