@@ -44,6 +44,11 @@ struct Family<const N: usize> {
 }
 
 impl<const N: usize> Family<N> {
+    const EMPTY: Self = Family {
+        seeders: PeerList::EMPTY,
+        leechers: PeerList::EMPTY,
+    };
+
     fn is_empty(&self) -> bool {
         self.seeders.is_empty() && self.leechers.is_empty()
     }
@@ -165,11 +170,15 @@ fn join_and_pick<const N: usize, const M: usize>(
     was
 }
 
+/// Stands in for the IPv6 peers of a swarm that has none.
+static NO_V6: Family<18> = Family::EMPTY;
+
 /// One torrent's peers, IPv4 and IPv6, seeders and leechers apart.
 #[derive(Debug, Default)]
 pub struct Swarm {
     v4: Family<6>,
-    v6: Family<18>,
+    /// IPv6 peers, for the swarms that have any.
+    v6: Option<Box<Family<18>>>,
     completed: u32,
     /// Tracker time of the last announce: an empty swarm (and its
     /// `completed` count) is kept until the peer time-to-live has passed.
@@ -179,20 +188,31 @@ pub struct Swarm {
 }
 
 impl Swarm {
+    fn v6(&self) -> &Family<18> {
+        self.v6.as_deref().unwrap_or(&NO_V6)
+    }
+
+    /// Frees the IPv6 half once it holds no one.
+    fn trim_v6(&mut self) {
+        if self.v6.as_ref().is_some_and(|f| f.is_empty()) {
+            self.v6 = None;
+        }
+    }
+
     pub fn stats(&self) -> ScrapeStats {
         let (ws_s, ws_l) = self
             .ws
             .as_ref()
             .map_or((0, 0), |w| (w.seeders(), w.leechers()));
         ScrapeStats {
-            complete: (self.v4.seeders.len() + self.v6.seeders.len()) as u32 + ws_s,
-            incomplete: (self.v4.leechers.len() + self.v6.leechers.len()) as u32 + ws_l,
+            complete: (self.v4.seeders.len() + self.v6().seeders.len()) as u32 + ws_s,
+            incomplete: (self.v4.leechers.len() + self.v6().leechers.len()) as u32 + ws_l,
             downloaded: self.completed,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty() && self.ws.as_ref().is_none_or(|w| w.is_empty())
+        self.v4.is_empty() && self.v6().is_empty() && self.ws.as_ref().is_none_or(|w| w.is_empty())
     }
 }
 
@@ -323,8 +343,13 @@ impl Shard {
                     .v4
                     .remove(&compact_v4(a, req.port))
                     .map(|s| (false, s)),
-                IpAddr::V6(a) => swarm.v6.remove(&compact_v6(a, req.port)).map(|s| (true, s)),
+                IpAddr::V6(a) => swarm
+                    .v6
+                    .as_mut()
+                    .and_then(|f| f.remove(&compact_v6(a, req.port)))
+                    .map(|s| (true, s)),
             };
+            swarm.trim_v6();
             let stats = swarm.stats();
             if let Some((v6, seeder)) = removed {
                 self.count(v6, seeder, -1);
@@ -343,14 +368,22 @@ impl Shard {
         let (was, is_v6) = match ip {
             IpAddr::V4(a) => {
                 let own = (&mut swarm.v4, v4, ids.then_some(ids4));
-                let other = (&swarm.v6, v6, ids.then_some(ids6));
+                let other = (
+                    swarm.v6.as_deref().unwrap_or(&NO_V6),
+                    v6,
+                    ids.then_some(ids6),
+                );
                 (
                     join_and_pick(own, other, compact_v4(a, req.port), seeder, meta, want, rng),
                     false,
                 )
             }
             IpAddr::V6(a) => {
-                let own = (&mut swarm.v6, v6, ids.then_some(ids6));
+                let own = (
+                    &mut **swarm.v6.get_or_insert_with(Box::default),
+                    v6,
+                    ids.then_some(ids6),
+                );
                 let other = (&swarm.v4, v4, ids.then_some(ids4));
                 (
                     join_and_pick(own, other, compact_v6(a, req.port), seeder, meta, want, rng),
@@ -516,7 +549,8 @@ impl Shard {
                 .get_index_mut(self.cursor)
                 .expect("cursor in range");
             let (s4, l4) = swarm.v4.expire(cutoff);
-            let (s6, l6) = swarm.v6.expire(cutoff);
+            let (s6, l6) = swarm.v6.as_mut().map_or((0, 0), |f| f.expire(cutoff));
+            swarm.trim_v6();
             let (sw, lw) = swarm.ws.as_mut().map_or((0, 0), |w| w.expire(cutoff));
             if swarm.ws.as_ref().is_some_and(|w| w.is_empty()) {
                 swarm.ws = None;
@@ -543,7 +577,13 @@ impl Shard {
         map + self
             .torrents
             .values()
-            .map(|s| s.v4.heap_bytes() + s.v6.heap_bytes())
+            .map(|s| {
+                s.v4.heap_bytes()
+                    + s.v6
+                        .as_ref()
+                        .map_or(0, |f| std::mem::size_of::<Family<18>>() + f.heap_bytes())
+                    + s.ws.as_ref().map_or(0, |_| std::mem::size_of::<WsPeers>())
+            })
             .sum::<usize>()
     }
 }

@@ -30,6 +30,13 @@ pub struct PeerList<const N: usize> {
 }
 
 impl<const N: usize> PeerList<N> {
+    /// An empty list (usable in constants).
+    pub const EMPTY: Self = PeerList {
+        addrs: Vec::new(),
+        meta: Vec::new(),
+        index: None,
+    };
+
     pub fn len(&self) -> usize {
         self.addrs.len()
     }
@@ -58,6 +65,12 @@ impl<const N: usize> PeerList<N> {
     /// Appends a peer (the caller has checked it is absent); returns its slot.
     pub fn push(&mut self, key: [u8; N], meta: PeerMeta) -> usize {
         let slot = self.addrs.len();
+        // Most swarms hold a peer or two: grow one slot at a time while small
+        // rather than jumping to the allocator's minimum of four.
+        if slot < 4 && slot == self.addrs.capacity() {
+            self.addrs.reserve_exact(1);
+            self.meta.reserve_exact(1);
+        }
         self.addrs.push(key);
         self.meta.push(meta);
         match &mut self.index {
