@@ -37,66 +37,44 @@ pub struct Want {
     pub ids: bool,
 }
 
+/// The peers of one address family of a swarm.
 #[derive(Debug, Default)]
 struct Family<const N: usize> {
-    seeders: PeerList<N>,
-    leechers: PeerList<N>,
+    peers: PeerList<N>,
 }
 
 impl<const N: usize> Family<N> {
     const EMPTY: Self = Family {
-        seeders: PeerList::EMPTY,
-        leechers: PeerList::EMPTY,
+        peers: PeerList::EMPTY,
     };
 
     fn is_empty(&self) -> bool {
-        self.seeders.is_empty() && self.leechers.is_empty()
+        self.peers.is_empty()
     }
 
-    /// Inserts or refreshes a peer in the list its `seeder` state says.
-    /// Returns whether it was known before, and as a seeder.
+    /// Inserts or refreshes a peer as a seeder or a leecher. Returns whether
+    /// it was known before, and as a seeder, and its slot.
     fn upsert(&mut self, key: [u8; N], seeder: bool, meta: PeerMeta) -> (Option<bool>, usize) {
-        if let Some(s) = self.seeders.find(&key) {
-            if seeder {
-                *self.seeders.meta_mut(s) = meta;
-                return (Some(true), s);
+        match self.peers.find(&key) {
+            Some(s) => {
+                let was = self.peers.is_seeder(s);
+                *self.peers.meta_mut(s) = meta;
+                (Some(was), self.peers.set_seeder(s, seeder))
             }
-            self.seeders.remove(s);
-            return (Some(true), self.leechers.push(key, meta));
+            None => (None, self.peers.insert(key, meta, seeder)),
         }
-        if let Some(s) = self.leechers.find(&key) {
-            if !seeder {
-                *self.leechers.meta_mut(s) = meta;
-                return (Some(false), s);
-            }
-            self.leechers.remove(s);
-            return (Some(false), self.seeders.push(key, meta));
-        }
-        let list = if seeder {
-            &mut self.seeders
-        } else {
-            &mut self.leechers
-        };
-        (None, list.push(key, meta))
     }
 
     /// Removes a peer; returns whether it was a seeder.
     fn remove(&mut self, key: &[u8; N]) -> Option<bool> {
-        if let Some(s) = self.seeders.find(key) {
-            self.seeders.remove(s);
-            return Some(true);
-        }
-        if let Some(s) = self.leechers.find(key) {
-            self.leechers.remove(s);
-            return Some(false);
-        }
-        None
+        let slot = self.peers.find(key)?;
+        Some(self.peers.remove(slot).1)
     }
 
     /// Picks up to `want` peers for an announcer that is a seeder or not, who
-    /// sits in `me` (its slot, in the list its seeder state names) when it is
-    /// of this family. A seeder gets leechers only; a leecher gets seeders and
-    /// leechers in proportion. Returns how many were written.
+    /// sits in slot `me` when it is of this family. A seeder gets leechers
+    /// only; a leecher gets seeders and leechers in proportion. Returns how
+    /// many were written.
     fn pick(
         &self,
         seeder: bool,
@@ -106,13 +84,11 @@ impl<const N: usize> Family<N> {
         out: &mut Vec<u8>,
         ids: Option<&mut Vec<crate::protocol::PeerId>>,
     ) -> usize {
-        let (skip_s, skip_l) = if seeder { (me, None) } else { (None, me) };
-        let avail_s = if seeder {
-            0
-        } else {
-            self.seeders.len() - skip_s.is_some() as usize
-        };
-        let avail_l = self.leechers.len() - skip_l.is_some() as usize;
+        let (seeders, leechers) = (self.peers.seeder_slots(), self.peers.leecher_slots());
+        // A leecher announcer sits among the leechers; a seeder gets none of the seeders.
+        let skip = if seeder { None } else { me };
+        let avail_s = if seeder { 0 } else { seeders.len() };
+        let avail_l = leechers.len() - skip.is_some() as usize;
         let total = avail_s + avail_l;
         if want == 0 || total == 0 {
             return 0;
@@ -126,23 +102,23 @@ impl<const N: usize> Family<N> {
         };
         let mut ids = ids;
         if take_s > 0 {
-            let start = rng.below(self.seeders.len());
-            self.seeders
-                .copy_out(start, take_s, skip_s, out, ids.as_deref_mut());
+            let start = rng.below(seeders.len());
+            self.peers
+                .copy_out(seeders, start, take_s, None, out, ids.as_deref_mut());
         }
         if take_l > 0 {
-            let start = rng.below(self.leechers.len());
-            self.leechers.copy_out(start, take_l, skip_l, out, ids);
+            let start = rng.below(leechers.len());
+            self.peers.copy_out(leechers, start, take_l, skip, out, ids);
         }
         take_s + take_l
     }
 
     fn expire(&mut self, cutoff: u32) -> (usize, usize) {
-        (self.seeders.expire(cutoff), self.leechers.expire(cutoff))
+        self.peers.expire(cutoff)
     }
 
     fn heap_bytes(&self) -> usize {
-        self.seeders.heap_bytes() + self.leechers.heap_bytes()
+        self.peers.heap_bytes()
     }
 }
 
@@ -205,8 +181,8 @@ impl Swarm {
             .as_ref()
             .map_or((0, 0), |w| (w.seeders(), w.leechers()));
         ScrapeStats {
-            complete: (self.v4.seeders.len() + self.v6().seeders.len()) as u32 + ws_s,
-            incomplete: (self.v4.leechers.len() + self.v6().leechers.len()) as u32 + ws_l,
+            complete: (self.v4.peers.seeders() + self.v6().peers.seeders()) as u32 + ws_s,
+            incomplete: (self.v4.peers.leechers() + self.v6().peers.leechers()) as u32 + ws_l,
             downloaded: self.completed,
         }
     }
@@ -780,6 +756,16 @@ mod tests {
         assert_eq!(numwant(None, 50, 82), 50);
         assert_eq!(numwant(Some(200), 50, 82), 82);
         assert_eq!(numwant(Some(3), 50, 82), 3);
+    }
+
+    #[test]
+    fn a_swarm_is_small() {
+        // The fixed part every torrent pays before its first peer.
+        assert!(
+            std::mem::size_of::<Swarm>() <= 88,
+            "{}",
+            std::mem::size_of::<Swarm>()
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! Peer storage in compact wire form: an array of `N`-byte entries (6 for
-//! IPv4, 18 for IPv6) that a reply copies from in at most a few contiguous runs.
+//! Peer storage in compact wire form: one array of `N`-byte entries (6 for
+//! IPv4, 18 for IPv6) per address family, partitioned: seeders in `[0, s)`,
+//! leechers in `[s, len)`. A reply copies from either region in at most a
+//! few contiguous runs; a peer changes class by one swap across the boundary.
 
 use crate::protocol::PeerId;
 use std::collections::HashMap;
+use std::ops::Range;
 
 /// Lists longer than this get a hash index from key to slot; shorter ones
 /// are scanned, which is faster for them and costs no memory.
@@ -20,13 +23,14 @@ pub struct PeerMeta {
 
 type Index<const N: usize> = HashMap<[u8; N], u32, ahash::RandomState>;
 
-/// Peers of one kind (say, IPv4 seeders) of one swarm. The key of a peer is
-/// its wire form: address and announced port.
+/// The peers of one address family of one swarm. The key of a peer is its
+/// wire form: address and announced port.
 #[derive(Debug, Default)]
 pub struct PeerList<const N: usize> {
     addrs: Vec<[u8; N]>,
     meta: Vec<PeerMeta>,
     index: Option<Box<Index<N>>>,
+    seeders: u32,
 }
 
 impl<const N: usize> PeerList<N> {
@@ -35,6 +39,7 @@ impl<const N: usize> PeerList<N> {
         addrs: Vec::new(),
         meta: Vec::new(),
         index: None,
+        seeders: 0,
     };
 
     pub fn len(&self) -> usize {
@@ -43,6 +48,28 @@ impl<const N: usize> PeerList<N> {
 
     pub fn is_empty(&self) -> bool {
         self.addrs.is_empty()
+    }
+
+    pub fn seeders(&self) -> usize {
+        self.seeders as usize
+    }
+
+    pub fn leechers(&self) -> usize {
+        self.addrs.len() - self.seeders as usize
+    }
+
+    /// Slots of the seeders.
+    pub fn seeder_slots(&self) -> Range<usize> {
+        0..self.seeders as usize
+    }
+
+    /// Slots of the leechers.
+    pub fn leecher_slots(&self) -> Range<usize> {
+        self.seeders as usize..self.addrs.len()
+    }
+
+    pub fn is_seeder(&self, slot: usize) -> bool {
+        slot < self.seeders as usize
     }
 
     /// The slot of `key`, if present.
@@ -62,8 +89,20 @@ impl<const N: usize> PeerList<N> {
         &self.addrs[slot]
     }
 
-    /// Appends a peer (the caller has checked it is absent); returns its slot.
-    pub fn push(&mut self, key: [u8; N], meta: PeerMeta) -> usize {
+    fn swap(&mut self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        self.addrs.swap(a, b);
+        self.meta.swap(a, b);
+        if let Some(ix) = &mut self.index {
+            ix.insert(self.addrs[a], a as u32);
+            ix.insert(self.addrs[b], b as u32);
+        }
+    }
+
+    /// Adds a peer (the caller has checked it is absent); returns its slot.
+    pub fn insert(&mut self, key: [u8; N], meta: PeerMeta, seeder: bool) -> usize {
         let slot = self.addrs.len();
         // Most swarms hold a peer or two: grow one slot at a time while small
         // rather than jumping to the allocator's minimum of four.
@@ -87,18 +126,46 @@ impl<const N: usize> PeerList<N> {
             }
             None => {}
         }
-        slot
+        if seeder {
+            self.make_seeder(slot)
+        } else {
+            slot
+        }
     }
 
-    /// Removes the peer in `slot` by swapping the last one into its place.
-    pub fn remove(&mut self, slot: usize) -> PeerMeta {
-        let key = self.addrs.swap_remove(slot);
-        let meta = self.meta.swap_remove(slot);
+    /// Moves a leecher into the seeders; returns its new slot.
+    fn make_seeder(&mut self, slot: usize) -> usize {
+        let to = self.seeders as usize;
+        self.swap(slot, to);
+        self.seeders += 1;
+        to
+    }
+
+    /// Makes the peer in `slot` a seeder or a leecher; returns its slot then.
+    pub fn set_seeder(&mut self, slot: usize, seeder: bool) -> usize {
+        match (self.is_seeder(slot), seeder) {
+            (false, true) => self.make_seeder(slot),
+            (true, false) => {
+                let last = self.seeders as usize - 1;
+                self.swap(slot, last);
+                self.seeders -= 1;
+                last
+            }
+            _ => slot,
+        }
+    }
+
+    /// Removes the peer in `slot`; returns what was kept of it and whether it
+    /// was a seeder.
+    pub fn remove(&mut self, slot: usize) -> (PeerMeta, bool) {
+        let seeder = self.is_seeder(slot);
+        let slot = self.set_seeder(slot, false);
+        let last = self.addrs.len() - 1;
+        self.swap(slot, last);
+        let key = self.addrs.pop().expect("a peer in that slot");
+        let meta = self.meta.pop().expect("a peer in that slot");
         if let Some(ix) = &mut self.index {
             ix.remove(&key);
-            if slot < self.addrs.len() {
-                ix.insert(self.addrs[slot], slot as u32);
-            }
             if self.addrs.len() < INDEX_UNTIL {
                 self.index = None;
             }
@@ -107,17 +174,22 @@ impl<const N: usize> PeerList<N> {
             self.addrs.shrink_to(self.addrs.len() * 2);
             self.meta.shrink_to(self.meta.len() * 2);
         }
-        meta
+        (meta, seeder)
     }
 
-    /// Removes every peer last seen before `cutoff`; returns how many.
-    pub fn expire(&mut self, cutoff: u32) -> usize {
-        let mut removed = 0;
+    /// Removes every peer last seen before `cutoff`; returns how many
+    /// seeders and leechers.
+    pub fn expire(&mut self, cutoff: u32) -> (usize, usize) {
+        let mut removed = (0, 0);
         let mut i = 0;
         while i < self.meta.len() {
             if self.meta[i].last_seen < cutoff {
-                self.remove(i);
-                removed += 1;
+                // Removal only moves peers from slots after `i` into `i` or
+                // later, so slot `i` is looked at again and none is skipped.
+                match self.remove(i) {
+                    (_, true) => removed.0 += 1,
+                    (_, false) => removed.1 += 1,
+                }
             } else {
                 i += 1;
             }
@@ -125,23 +197,25 @@ impl<const N: usize> PeerList<N> {
         removed
     }
 
-    /// Copies `count` peers, skipping `skip`, from the circular window that
-    /// starts at `start`: at most two runs (three around a skipped slot),
-    /// copied whole. `count` must not exceed the peers available once `skip`
-    /// is left out.
+    /// Copies `count` peers of the slots in `region`, skipping slot `skip`,
+    /// from the circular window of the region that starts at `start`: at
+    /// most two runs (three around a skipped slot), copied whole. `count` must
+    /// not exceed the peers available once `skip` is left out.
     pub fn copy_out(
         &self,
+        region: Range<usize>,
         start: usize,
         count: usize,
         skip: Option<usize>,
         out: &mut Vec<u8>,
         ids: Option<&mut Vec<PeerId>>,
     ) {
-        let len = self.addrs.len();
+        let (base, len) = (region.start, region.len());
         if count == 0 || len == 0 {
             return;
         }
         let start = start % len;
+        let skip = skip.filter(|s| region.contains(s)).map(|s| s - base);
         let in_window = |s: usize, w: usize| {
             let end = start + w;
             (s >= start && s < end) || (end > len && s < end - len)
@@ -159,6 +233,7 @@ impl<const N: usize> PeerList<N> {
                 if part.is_empty() {
                     continue;
                 }
+                let part = part.start + base..part.end + base;
                 out.extend_from_slice(self.addrs[part.clone()].as_flattened());
                 if let Some(ids) = ids.as_deref_mut() {
                     ids.extend(self.meta[part].iter().map(|m| m.peer_id));
@@ -177,7 +252,7 @@ impl<const N: usize> PeerList<N> {
     }
 }
 
-fn split_around(run: std::ops::Range<usize>, skip: Option<usize>) -> [std::ops::Range<usize>; 2] {
+fn split_around(run: Range<usize>, skip: Option<usize>) -> [Range<usize>; 2] {
     match skip {
         Some(s) if run.contains(&s) => [run.start..s, s + 1..run.end],
         _ => [run, 0..0],
@@ -195,23 +270,38 @@ mod tests {
         }
     }
 
-    fn list(n: u8) -> PeerList<6> {
+    fn leechers(n: u8) -> PeerList<6> {
         let mut l = PeerList::default();
         for i in 0..n {
-            l.push([i; 6], meta(i as u32));
+            l.insert([i; 6], meta(i as u32), false);
         }
         l
     }
 
     fn picked(l: &PeerList<6>, start: usize, count: usize, skip: Option<usize>) -> Vec<u8> {
         let mut out = Vec::new();
-        l.copy_out(start, count, skip, &mut out, None);
+        l.copy_out(l.leecher_slots(), start, count, skip, &mut out, None);
         out.chunks(6).map(|c| c[0]).collect()
+    }
+
+    /// Every key is found at its slot, and the seeders are exactly the first slots.
+    fn consistent(l: &PeerList<6>, seeders: &[u8]) {
+        for s in 0..l.len() {
+            assert_eq!(l.find(l.addr(s)), Some(s));
+            assert_eq!(l.is_seeder(s), seeders.contains(&l.addr(s)[0]), "slot {s}");
+        }
+        assert_eq!(
+            l.seeders(),
+            seeders
+                .iter()
+                .filter(|k| l.find(&[**k; 6]).is_some())
+                .count()
+        );
     }
 
     #[test]
     fn copies_wrapping_runs_and_skips() {
-        let l = list(5);
+        let l = leechers(5);
         assert_eq!(picked(&l, 3, 4, None), vec![3, 4, 0, 1]);
         assert_eq!(picked(&l, 3, 4, Some(4)), vec![3, 0, 1, 2]);
         assert_eq!(picked(&l, 3, 4, Some(0)), vec![3, 4, 1, 2]);
@@ -222,14 +312,31 @@ mod tests {
         // ids follow the addresses
         let mut out = Vec::new();
         let mut ids = Vec::new();
-        l.copy_out(4, 2, None, &mut out, Some(&mut ids));
+        l.copy_out(l.leecher_slots(), 4, 2, None, &mut out, Some(&mut ids));
         assert_eq!(ids, vec![PeerId([4; 20]), PeerId([0; 20])]);
+    }
+
+    #[test]
+    fn regions_are_copied_apart() {
+        let mut l = leechers(4);
+        l.set_seeder(l.find(&[2; 6]).unwrap(), true);
+        l.set_seeder(l.find(&[0; 6]).unwrap(), true);
+        consistent(&l, &[0, 2]);
+        let mut out = Vec::new();
+        l.copy_out(l.seeder_slots(), 0, 2, None, &mut out, None);
+        let mut s: Vec<u8> = out.chunks(6).map(|c| c[0]).collect();
+        s.sort();
+        assert_eq!(s, vec![0, 2]);
+        out.clear();
+        let me = l.find(&[1; 6]);
+        l.copy_out(l.leecher_slots(), 0, 1, me, &mut out, None);
+        assert_eq!(out[0], 3, "the other leecher, not the one skipped");
     }
 
     #[test]
     fn every_start_and_skip_gives_distinct_peers_without_the_skipped_one() {
         for n in 1..8u8 {
-            let l = list(n);
+            let l = leechers(n);
             for start in 0..n as usize {
                 for skip in (0..n as usize).map(Some).chain([None]) {
                     let avail = n as usize - skip.is_some() as usize;
@@ -250,29 +357,62 @@ mod tests {
     }
 
     #[test]
-    fn index_kept_in_step_through_growth_and_removal() {
+    fn classes_stay_partitioned_through_moves_and_removals() {
+        // A fixed pseudo-random sequence of inserts, class changes and removals.
+        let mut l = PeerList::<6>::default();
+        let mut seeders: Vec<u8> = Vec::new();
+        let mut present: Vec<u8> = Vec::new();
+        let mut x = 7u32;
+        for _ in 0..5000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let k = ((x >> 16) % 120) as u8;
+            let op = (x >> 8) % 3;
+            match (l.find(&[k; 6]), op) {
+                (None, _) => {
+                    let seed = op == 0;
+                    l.insert([k; 6], meta(k as u32), seed);
+                    present.push(k);
+                    if seed {
+                        seeders.push(k);
+                    }
+                }
+                (Some(s), 0) => {
+                    let (_, was) = l.remove(s);
+                    assert_eq!(was, seeders.contains(&k));
+                    present.retain(|&p| p != k);
+                    seeders.retain(|&p| p != k);
+                }
+                (Some(s), _) => {
+                    let seed = !l.is_seeder(s);
+                    let s = l.set_seeder(s, seed);
+                    assert_eq!(l.addr(s)[0], k);
+                    if seed {
+                        seeders.push(k);
+                    } else {
+                        seeders.retain(|&p| p != k);
+                    }
+                }
+            }
+            assert_eq!(l.len(), present.len());
+            consistent(&l, &seeders);
+        }
+    }
+
+    #[test]
+    fn index_kept_in_step_through_growth_and_expiry() {
         let mut l = PeerList::<6>::default();
         for i in 0..200u8 {
-            l.push([i, 0, 0, 0, 0, 1], meta(i as u32));
+            l.insert([i, 0, 0, 0, 0, 1], meta(i as u32), i % 2 == 0);
         }
         assert!(l.index.is_some());
-        for i in (0..200u8).step_by(3) {
-            let s = l.find(&[i, 0, 0, 0, 0, 1]).unwrap();
-            l.remove(s);
-        }
-        for i in 0..200u8 {
-            let found = l.find(&[i, 0, 0, 0, 0, 1]);
-            assert_eq!(found.is_some(), i % 3 != 0, "{i}");
-            if let Some(s) = found {
-                assert_eq!(l.addr(s)[0], i);
-            }
-        }
-        // 133 left; those seen before 190 go: 190 minus the 64 multiples of 3 below it.
-        assert_eq!(l.expire(190), 126);
-        assert_eq!(l.len(), 7);
+        assert_eq!((l.seeders(), l.leechers()), (100, 100));
+        // Seen before 190: all but 190..199 go; 5 seeders and 5 leechers stay.
+        assert_eq!(l.expire(190), (95, 95));
+        assert_eq!((l.seeders(), l.leechers()), (5, 5));
         assert!(l.index.is_none());
         for s in 0..l.len() {
             assert_eq!(l.find(l.addr(s)), Some(s));
+            assert_eq!(l.is_seeder(s), l.addr(s)[0] % 2 == 0);
         }
     }
 }
