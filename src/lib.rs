@@ -1,6 +1,6 @@
-//! A BitTorrent tracker: HTTP (BEP 3/23/7/48) and UDP (BEP 15/41) on one
-//! port, IPv4 and IPv6, on one glommio (io_uring) executor per core, each
-//! owning a shard of the info hashes.
+//! A BitTorrent tracker: HTTP (BEP 3/23/7/48), UDP (BEP 15/41) and WebTorrent
+//! WebSocket trackers on one port, IPv4 and IPv6, on one glommio (io_uring)
+//! executor per core, each owning a shard of the info hashes.
 //!
 //! - [`protocol`]: wire formats, sans-IO.
 //! - [`swarm`]: tracker state, pure data.
