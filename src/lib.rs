@@ -5,8 +5,11 @@
 //! - [`protocol`]: wire formats, sans-IO.
 //! - [`swarm`]: tracker state, pure data.
 //! - [`server`]: the runtime.
+//! - [`mmsg`]: batched datagram I/O (recvmmsg/sendmmsg), for the server and
+//!   the load generator.
 
 pub mod config;
+pub mod mmsg;
 pub mod protocol;
 pub mod server;
 pub mod swarm;

@@ -3,7 +3,7 @@
 //! (recvmmsg/sendmmsg). No tracker can answer faster on the same kernel path,
 //! so tracker figures read as a fraction of it.
 
-use crate::mmsg::{RecvBatch, SendBatch};
+use bittorrent_tracker::mmsg::{RecvBatch, SendBatch};
 use clap::Args;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;

@@ -4,7 +4,6 @@
 mod compare;
 mod floor;
 mod http;
-mod mmsg;
 mod report;
 mod udp;
 mod workload;

@@ -1,10 +1,10 @@
 //! UDP load: connect, announce and scrape over many source sockets, every
 //! reply matched to its request by transaction id and checked.
 
-use crate::mmsg::{RecvBatch, SendBatch};
 use crate::report::{Live, Stats, Unpublished, Verdict};
 use crate::workload::{Generator, Kind};
 use crate::LoadOpts;
+use bittorrent_tracker::mmsg::{RecvBatch, SendBatch};
 use bittorrent_tracker::protocol::udp::{self, Reply};
 use bittorrent_tracker::protocol::InfoHash;
 use mio::net::UdpSocket;

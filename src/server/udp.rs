@@ -7,33 +7,51 @@ use super::mesh;
 use super::worker::Worker;
 use super::{log, LogLevel};
 use crate::config::ServerConfig;
+use crate::mmsg::{RecvBatch, SendBatch};
 use crate::protocol::udp::{self, Request, ANNOUNCE_REPLY_HEADER, MAX_REPLY};
 use crate::protocol::{AnnounceRequest, InfoHash, Peers};
 use crate::swarm::Shard;
 use crate::swarm::{numwant, Want};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Datagrams taken per receive call.
+const BATCH: usize = 32;
+
 /// Receives and answers datagrams on one of the worker's sockets until the
-/// executor stops.
+/// executor stops. Under load the socket is drained a batch at a time
+/// (recvmmsg) and the batch's replies leave in one sendmmsg; when the socket
+/// is empty the loop sleeps in io_uring on a peek, which leaves the datagram
+/// queued for the next batch.
 pub(crate) async fn serve(w: Rc<Worker>, v6: bool) {
     let sock = w.udp(v6).expect("serve() is started for a bound socket");
-    let mut buf = vec![0u8; 2048];
+    let fd = sock.as_raw_fd();
+    let mut inbox = RecvBatch::new(BATCH);
+    let mut outbox = SendBatch::default();
     let mut out = Vec::with_capacity(MAX_REPLY);
+    let mut peek = [0u8; 1];
     loop {
-        let (n, src) = match sock.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(e) => {
+        let n = inbox.recv(fd, libc::MSG_DONTWAIT);
+        if n == 0 {
+            if let Err(e) = sock.peek_from(&mut peek).await {
                 log(&w.cfg, LogLevel::Errors, format_args!("udp receive: {e}"));
                 glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
             }
-        };
-        out.clear();
-        if handle(&w, &buf[..n], src, &mut out).await {
-            send(&w, &out, src).await;
+            continue;
         }
+        for i in 0..n {
+            let Some(src) = inbox.source_addr(i) else {
+                continue;
+            };
+            out.clear();
+            if handle(&w, inbox.packet(i), src, &mut out).await {
+                outbox.push(0, Some(inbox.source(i)), |d| d.extend_from_slice(&out));
+            }
+        }
+        // A full socket buffer loses the rest of the replies; clients retransmit.
+        outbox.flush(fd, |_| {});
         glommio::yield_if_needed().await;
     }
 }

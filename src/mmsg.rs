@@ -1,5 +1,5 @@
 //! Batched datagram I/O: many packets per system call (recvmmsg, sendmmsg),
-//! for the load generator and the floor responder alike.
+//! for the tracker's UDP front, the load generator and its floor responder.
 
 use std::os::fd::RawFd;
 
@@ -65,9 +65,16 @@ impl RecvBatch {
         &self.bufs[i][..self.msgs[i].msg_len as usize]
     }
 
-    /// The sender of the `i`-th datagram.
+    /// The sender of the `i`-th datagram, raw (to send a reply to).
     pub fn source(&self, i: usize) -> (libc::sockaddr_storage, libc::socklen_t) {
         (self.addrs[i], self.msgs[i].msg_hdr.msg_namelen)
+    }
+
+    /// The sender of the `i`-th datagram.
+    pub fn source_addr(&self, i: usize) -> Option<std::net::SocketAddr> {
+        let (storage, len) = self.source(i);
+        // SAFETY: the kernel filled `storage` with an address of `len` bytes.
+        unsafe { socket2::SockAddr::new(storage, len) }.as_socket()
     }
 }
 
