@@ -47,6 +47,10 @@ pub struct ServerConfig {
     pub full_scrape: bool,
     /// Most `info_hash` values one HTTP scrape may name.
     pub max_scrape_hashes: usize,
+    /// Torrents to make room for at start, over all workers: growing the
+    /// torrent map later copies it whole, a stall of milliseconds per
+    /// million torrents.
+    pub reserve_torrents: usize,
     pub log: LogLevel,
 }
 
@@ -70,6 +74,7 @@ impl Default for ServerConfig {
             trust_proxy: false,
             full_scrape: true,
             max_scrape_hashes: 256,
+            reserve_torrents: 0,
             log: LogLevel::Info,
         }
     }
@@ -140,6 +145,10 @@ pub struct Cli {
     /// Refuse /scrape without info_hash (full scrape)
     #[arg(long)]
     pub no_full_scrape: bool,
+    /// Torrents to make room for at start (all workers together), so the
+    /// torrent map never stalls a worker to grow while it serves
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub reserve_torrents: usize,
 }
 
 fn parse_listen<T: std::str::FromStr>(s: &str, flag: &str) -> Result<Option<T>, String> {
@@ -182,6 +191,7 @@ impl Cli {
             numwant_max: self.max_numwant,
             trust_proxy: self.trust_proxy,
             full_scrape: !self.no_full_scrape,
+            reserve_torrents: self.reserve_torrents,
             log: if self.silent {
                 LogLevel::Silent
             } else if self.quiet {
@@ -243,6 +253,13 @@ mod tests {
         assert!(c.trust_proxy);
         let c = cfg(&["--ws"]).unwrap();
         assert_eq!((c.http, c.udp, c.ws), (false, false, true));
+        assert_eq!(
+            cfg(&["--reserve-torrents", "5000"])
+                .unwrap()
+                .reserve_torrents,
+            5000
+        );
+        assert_eq!(cfg(&[]).unwrap().reserve_torrents, 0);
         let c = cfg(&[
             "--listen-v4",
             "127.0.0.1",

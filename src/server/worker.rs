@@ -313,7 +313,11 @@ pub(crate) async fn run(start: Start) {
     let w = Rc::new(Worker {
         id,
         workers,
-        shard: RefCell::new(Shard::new(cfg.peer_ttl, seed)),
+        shard: RefCell::new(Shard::with_capacity(
+            cfg.peer_ttl,
+            seed,
+            cfg.reserve_torrents.div_ceil(workers),
+        )),
         conn_ids,
         udp4: udp_socket(sockets.udp4),
         udp6: udp_socket(sockets.udp6),

@@ -254,8 +254,13 @@ pub struct Shard {
 impl Shard {
     /// A shard whose peers expire `peer_ttl` seconds after their last announce.
     pub fn new(peer_ttl: u32, seed: u64) -> Self {
+        Self::with_capacity(peer_ttl, seed, 0)
+    }
+
+    /// A shard with room for `torrents` torrents before its map has to grow.
+    pub fn with_capacity(peer_ttl: u32, seed: u64, torrents: usize) -> Self {
         Shard {
-            torrents: IndexMap::with_hasher(ahash::RandomState::new()),
+            torrents: IndexMap::with_capacity_and_hasher(torrents, ahash::RandomState::new()),
             peer_ttl,
             rng: Rng::new(seed),
             cursor: 0,
