@@ -286,6 +286,17 @@ fn broken_http_gets_status_codes_and_a_close() {
     }
     many.extend_from_slice(b"\r\n");
     assert_eq!(send(&many).status, 431);
+    // A long request (6 KB of unknown parameters) within the limits is served.
+    let long = announce_target(hash(0, 9), peer_id(1), 1, 0, &"&x=1".repeat(1500));
+    let mut s = tcp(t.v4());
+    write!(s, "GET {long} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let r = read_response(&mut s).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        bstr(&r.body).starts_with("d8:completei1e"),
+        "{}",
+        bstr(&r.body)
+    );
     let mut huge = b"GET /announce?".to_vec();
     huge.extend(std::iter::repeat_n(b'a', 20_000));
     let mut s = tcp(t.v4());

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 pub const MAX_HEAD: usize = 8 * 1024;
 /// Largest request body accepted (and ignored: trackers take GETs).
 pub const MAX_BODY: usize = 8 * 1024;
+/// Bytes a connection starts with for reading requests.
+const FIRST_BUFFER: usize = 2 * 1024;
 /// Most headers in one request.
 pub const MAX_HEADERS: usize = 64;
 /// A keep-alive connection with no request for this long is closed.
@@ -154,7 +156,10 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
 async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
     let Ok(peer) = stream.peer_addr() else { return };
     let _ = stream.set_nodelay(true);
-    let mut buf = vec![0u8; MAX_HEAD + MAX_BODY];
+    // Most requests fit the first buffer; it grows (to at most a whole head
+    // and body) only for a request that needs it, so idle keep-alive
+    // connections stay cheap.
+    let mut buf = vec![0u8; FIRST_BUFFER];
     let (mut start, mut end) = (0usize, 0usize);
     let mut out = Vec::new();
     let mut body = Vec::new();
@@ -279,9 +284,12 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
             start = 0;
         }
         if end == buf.len() {
-            write_error(&mut out, "431 Request Header Fields Too Large");
-            flush(&mut stream, &mut out).await;
-            return;
+            if buf.len() >= MAX_HEAD + MAX_BODY {
+                write_error(&mut out, "431 Request Header Fields Too Large");
+                flush(&mut stream, &mut out).await;
+                return;
+            }
+            buf.resize((buf.len() * 2).min(MAX_HEAD + MAX_BODY), 0);
         }
         let timeout = match began {
             Some(t) => match REQUEST_TIMEOUT.checked_sub(t.elapsed()) {
