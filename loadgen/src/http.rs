@@ -8,7 +8,7 @@ use bittorrent_tracker::protocol::bencode::{self, Value};
 use bittorrent_tracker::protocol::http::percent_encode;
 use bittorrent_tracker::protocol::InfoHash;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
@@ -27,24 +27,6 @@ struct Conn {
     wbuf: Vec<u8>,
     written: usize,
     pending: Option<(Kind, Instant, u32)>,
-}
-
-fn connect(opts: &LoadOpts, thread: usize, source: usize) -> std::io::Result<TcpStream> {
-    let target = opts.target;
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(target),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    s.set_nonblocking(true)?;
-    s.bind(&opts.source(thread, source).into())?;
-    let _ = s.set_nodelay(true);
-    match s.connect(&target.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(TcpStream::from_std(s.into()))
 }
 
 /// A whole response at the front of a buffer.
@@ -200,10 +182,7 @@ fn reconnect(
 ) -> std::io::Result<()> {
     let _ = poll.registry().deregister(&mut c.stream);
     idle.retain(|&x| x != i);
-    let mut s = connect(opts, thread, c.source)?;
-    poll.registry()
-        .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
-    c.stream = s;
+    c.stream = opts.connect_tcp(thread, c.source, poll, Token(i))?;
     c.state = State::Connecting;
     c.pending = None;
     c.rbuf.clear();
@@ -235,15 +214,9 @@ pub fn engine(
     let sources = opts.sources.max(1);
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
-        let mut stream = connect(opts, thread, i % sources)
+        let stream = opts
+            .connect_tcp(thread, i % sources, &poll, Token(i))
             .map_err(|e| format!("connect to {}: {e}", opts.target))?;
-        poll.registry()
-            .register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| e.to_string())?;
         conns.push(Conn {
             stream,
             source: i % sources,

@@ -126,6 +126,40 @@ impl LoadOpts {
     }
 }
 
+impl LoadOpts {
+    /// Starts a non-blocking TCP connection to the target from source address
+    /// `source` of load thread `thread`, registered with `poll` under `token`
+    /// for reading and writing. The connection completes later (writable).
+    pub fn connect_tcp(
+        &self,
+        thread: usize,
+        source: usize,
+        poll: &mio::Poll,
+        token: mio::Token,
+    ) -> std::io::Result<mio::net::TcpStream> {
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(self.target),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        s.set_nonblocking(true)?;
+        s.bind(&self.source(thread, source).into())?;
+        let _ = s.set_nodelay(true);
+        match s.connect(&self.target.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let mut stream = mio::net::TcpStream::from_std(s.into());
+        poll.registry().register(
+            &mut stream,
+            token,
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )?;
+        Ok(stream)
+    }
+}
+
 /// Pins the calling thread to one CPU.
 pub fn pin(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays in bounds for cpu < CPU_SETSIZE.

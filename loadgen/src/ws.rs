@@ -10,7 +10,7 @@ use crate::LoadOpts;
 use bittorrent_tracker::protocol::ws::to_binary;
 use bittorrent_tracker::protocol::InfoHash;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
@@ -42,23 +42,6 @@ struct Conn {
     /// Offers made and not yet answered, by offer id.
     offers: HashMap<[u8; 20], Instant>,
     next_offer: u64,
-}
-
-fn connect(opts: &LoadOpts, thread: usize, source: usize) -> std::io::Result<TcpStream> {
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(opts.target),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    s.set_nonblocking(true)?;
-    s.bind(&opts.source(thread, source).into())?;
-    let _ = s.set_nodelay(true);
-    match s.connect(&opts.target.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(TcpStream::from_std(s.into()))
 }
 
 struct Load {
@@ -263,15 +246,9 @@ pub fn engine(
     let mut socks: Vec<Option<Sock>> = Vec::with_capacity(n);
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
-        let mut stream = connect(opts, thread, i % sources)
+        let stream = opts
+            .connect_tcp(thread, i % sources, &poll, Token(i))
             .map_err(|e| format!("connect to {}: {e}", opts.target))?;
-        poll.registry()
-            .register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| e.to_string())?;
         socks.push(Some(Sock::Upgrading {
             stream,
             sent: false,
