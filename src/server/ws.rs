@@ -231,7 +231,7 @@ pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, early: Vec<u8>) {
             break;
         }
         let next_tick = if pinged {
-            IDLE_TIMEOUT - quiet
+            IDLE_TIMEOUT.saturating_sub(quiet)
         } else {
             PING_AFTER.saturating_sub(quiet)
         };
