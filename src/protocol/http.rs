@@ -92,24 +92,6 @@ pub fn decode20(raw: &[u8]) -> Option<[u8; 20]> {
     (n == 20).then_some(out)
 }
 
-/// Percent-decodes `raw` into `out` (cleared first); `None` on a broken `%` escape.
-pub fn percent_decode(raw: &[u8], out: &mut Vec<u8>) -> Option<()> {
-    out.clear();
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' {
-            let hi = super::hex_val(*raw.get(i + 1)?)?;
-            let lo = super::hex_val(*raw.get(i + 2)?)?;
-            out.push((hi << 4) | lo);
-            i += 3;
-        } else {
-            out.push(raw[i]);
-            i += 1;
-        }
-    }
-    Some(())
-}
-
 /// Bytes `%XX`-escaped except the RFC 3986 unreserved ones: how a client
 /// writes `info_hash` and `peer_id`.
 pub fn percent_encode(bytes: &[u8], out: &mut String) {

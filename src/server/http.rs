@@ -59,11 +59,8 @@ struct Head {
     websocket: bool,
 }
 
-enum HeadError {
-    Status(&'static str),
-}
-
-fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, HeadError> {
+/// What the headers say, or the status that refuses the request.
+fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, &'static str> {
     let http10 = req.version == Some(0);
     let mut head = Head {
         keep_alive: !http10,
@@ -87,13 +84,13 @@ fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, HeadError> {
             let n: usize = std::str::from_utf8(h.value)
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
-                .ok_or(HeadError::Status("400 Bad Request"))?;
+                .ok_or("400 Bad Request")?;
             if n > MAX_BODY {
-                return Err(HeadError::Status("413 Payload Too Large"));
+                return Err("413 Payload Too Large");
             }
             head.body = n;
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            return Err(HeadError::Status("400 Bad Request"));
+            return Err("400 Bad Request");
         } else if name.eq_ignore_ascii_case(b"upgrade") {
             head.websocket = h.value.trim_ascii().eq_ignore_ascii_case(b"websocket");
         } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
@@ -185,7 +182,7 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
             };
             let head = match inspect(&req) {
                 Ok(h) => h,
-                Err(HeadError::Status(s)) => {
+                Err(s) => {
                     write_error(&mut out, s);
                     flush(&mut stream, &mut out).await;
                     return;

@@ -278,11 +278,8 @@ impl Shard {
         self.totals
     }
 
-    fn count(&mut self, v6: bool, seeder: bool, delta: isize) {
-        self.count_in(if v6 { Kind::V6 } else { Kind::V4 }, seeder, delta);
-    }
-
-    fn count_in(&mut self, kind: Kind, seeder: bool, delta: isize) {
+    /// Adjusts the totals for `delta` peers of `kind`, seeders or leechers.
+    fn count(&mut self, kind: Kind, seeder: bool, delta: isize) {
         let t = &mut self.totals;
         let family = match kind {
             Kind::V4 => &mut t.peers_v4,
@@ -323,17 +320,17 @@ impl Shard {
                 IpAddr::V4(a) => swarm
                     .v4
                     .remove(&compact_v4(a, req.port))
-                    .map(|s| (false, s)),
+                    .map(|s| (Kind::V4, s)),
                 IpAddr::V6(a) => swarm
                     .v6
                     .as_mut()
                     .and_then(|f| f.remove(&compact_v6(a, req.port)))
-                    .map(|s| (true, s)),
+                    .map(|s| (Kind::V6, s)),
             };
             swarm.trim_v6();
             let stats = swarm.stats();
-            if let Some((v6, seeder)) = removed {
-                self.count(v6, seeder, -1);
+            if let Some((kind, seeder)) = removed {
+                self.count(kind, seeder, -1);
             }
             return stats;
         }
@@ -346,7 +343,7 @@ impl Shard {
         swarm.last_active = now;
         let rng = &mut self.rng;
         let (Peers { v4, v6, ids4, ids6 }, ids) = (out, want.ids);
-        let (was, is_v6) = match ip {
+        let (was, kind) = match ip {
             IpAddr::V4(a) => {
                 let own = (&mut swarm.v4, v4, ids.then_some(ids4));
                 let other = (
@@ -356,7 +353,7 @@ impl Shard {
                 );
                 (
                     join_and_pick(own, other, compact_v4(a, req.port), seeder, meta, want, rng),
-                    false,
+                    Kind::V4,
                 )
             }
             IpAddr::V6(a) => {
@@ -368,7 +365,7 @@ impl Shard {
                 let other = (&swarm.v4, v4, ids.then_some(ids4));
                 (
                     join_and_pick(own, other, compact_v6(a, req.port), seeder, meta, want, rng),
-                    true,
+                    Kind::V6,
                 )
             }
         };
@@ -381,10 +378,10 @@ impl Shard {
             self.totals.completed += 1;
         }
         match was {
-            None => self.count(is_v6, seeder, 1),
+            None => self.count(kind, seeder, 1),
             Some(old) if old != seeder => {
-                self.count(is_v6, old, -1);
-                self.count(is_v6, seeder, 1);
+                self.count(kind, old, -1);
+                self.count(kind, seeder, 1);
             }
             Some(_) => {}
         }
@@ -424,10 +421,10 @@ impl Shard {
         }
         let stats = swarm.stats();
         match was {
-            None => self.count_in(Kind::Ws, is, 1),
+            None => self.count(Kind::Ws, is, 1),
             Some(old) if old != is => {
-                self.count_in(Kind::Ws, old, -1);
-                self.count_in(Kind::Ws, is, 1);
+                self.count(Kind::Ws, old, -1);
+                self.count(Kind::Ws, is, 1);
             }
             Some(_) => {}
         }
@@ -454,7 +451,7 @@ impl Shard {
         if peers.is_empty() {
             swarm.ws = None;
         }
-        self.count_in(Kind::Ws, seeder, -1);
+        self.count(Kind::Ws, seeder, -1);
         true
     }
 
@@ -538,8 +535,8 @@ impl Shard {
             }
             let forget = swarm.is_empty() && swarm.last_active < cutoff;
             for (kind, s, l) in [(Kind::V4, s4, l4), (Kind::V6, s6, l6), (Kind::Ws, sw, lw)] {
-                self.count_in(kind, true, -(s as isize));
-                self.count_in(kind, false, -(l as isize));
+                self.count(kind, true, -(s as isize));
+                self.count(kind, false, -(l as isize));
             }
             removed += s4 + l4 + s6 + l6 + sw + lw;
             if forget {
