@@ -4,6 +4,7 @@
 //! [`AnnounceRequest`] before it reaches a [`crate::swarm::Shard`].
 
 pub mod bencode;
+pub mod clients;
 pub mod http;
 pub mod udp;
 pub mod ws;

@@ -4,8 +4,9 @@
 pub mod peers;
 pub mod ws;
 
+use crate::protocol::clients::ClientKey;
 use crate::protocol::{
-    canonical_ip, compact_v4, compact_v6, AnnounceRequest, Event, InfoHash, Peers, ScrapeStats,
+    canonical_ip, compact_v4, compact_v6, AnnounceRequest, Event, InfoHash, PeerId, Peers, ScrapeStats,
 };
 use indexmap::IndexMap;
 use peers::{PeerList, PeerMeta};
@@ -52,23 +53,24 @@ impl<const N: usize> Family<N> {
         self.peers.is_empty()
     }
 
-    /// Inserts or refreshes a peer as a seeder or a leecher. Returns whether
-    /// it was known before, and as a seeder, and its slot.
-    fn upsert(&mut self, key: [u8; N], seeder: bool, meta: PeerMeta) -> (Option<bool>, usize) {
+    /// Inserts or refreshes a peer as a seeder or a leecher. Returns what it
+    /// was before when it was known (seeder or not, and its peer id), and its slot.
+    fn upsert(&mut self, key: [u8; N], seeder: bool, meta: PeerMeta) -> (Option<Was>, usize) {
         match self.peers.find(&key) {
             Some(s) => {
                 let was = self.peers.is_seeder(s);
-                *self.peers.meta_mut(s) = meta;
-                (Some(was), self.peers.set_seeder(s, seeder))
+                let old = std::mem::replace(self.peers.meta_mut(s), meta);
+                (Some((was, old.peer_id)), self.peers.set_seeder(s, seeder))
             }
             None => (None, self.peers.insert(key, meta, seeder)),
         }
     }
 
-    /// Removes a peer; returns whether it was a seeder.
-    fn remove(&mut self, key: &[u8; N]) -> Option<bool> {
+    /// Removes a peer; returns whether it was a seeder, and its peer id.
+    fn remove(&mut self, key: &[u8; N]) -> Option<Was> {
         let slot = self.peers.find(key)?;
-        Some(self.peers.remove(slot).1)
+        let (meta, seeder) = self.peers.remove(slot);
+        Some((seeder, meta.peer_id))
     }
 
     /// Picks up to `want` peers for an announcer that is a seeder or not, who
@@ -113,8 +115,13 @@ impl<const N: usize> Family<N> {
         take_s + take_l
     }
 
-    fn expire(&mut self, cutoff: u32) -> (usize, usize) {
-        self.peers.expire(cutoff)
+    fn expire(&mut self, cutoff: u32, kind: Kind, tally: &mut Tally) -> usize {
+        let mut n = 0;
+        self.peers.expire(cutoff, |m, seeder| {
+            tally.leave(kind, seeder, &m.peer_id);
+            n += 1;
+        });
+        n
     }
 
     fn heap_bytes(&self) -> usize {
@@ -124,9 +131,12 @@ impl<const N: usize> Family<N> {
 
 type Ids<'a> = Option<&'a mut Vec<crate::protocol::PeerId>>;
 
+/// What a known peer was: a seeder or not, and its peer id.
+type Was = (bool, PeerId);
+
 /// Puts the announcer in its own family, then picks its peers: from its own
 /// family first, then (when wanted) from the other. Returns whether it was
-/// known before, and as a seeder.
+/// known before, and what it was.
 fn join_and_pick<const N: usize, const M: usize>(
     own: (&mut Family<N>, &mut Vec<u8>, Ids<'_>),
     other: (&Family<M>, &mut Vec<u8>, Ids<'_>),
@@ -135,7 +145,7 @@ fn join_and_pick<const N: usize, const M: usize>(
     meta: PeerMeta,
     want: &Want,
     rng: &mut Rng,
-) -> Option<bool> {
+) -> Option<Was> {
     let (family, out, ids) = own;
     let (was, slot) = family.upsert(key, seeder, meta);
     let got = family.pick(seeder, Some(slot), want.peers, rng, out, ids);
@@ -223,6 +233,74 @@ pub struct Totals {
     /// WebSocket peers (counted in `seeders` and `leechers` too).
     pub peers_ws: usize,
     pub completed: u64,
+    /// Torrents with at least one peer.
+    pub active_torrents: usize,
+}
+
+/// Peers by client and version, kept as peers come and go.
+pub type Clients = HashMap<ClientKey, u32, ahash::RandomState>;
+
+/// The shard's running counts: totals and clients.
+#[derive(Debug, Default)]
+struct Tally {
+    totals: Totals,
+    clients: Clients,
+}
+
+impl Tally {
+    fn class(&mut self, kind: Kind, seeder: bool, delta: isize) {
+        let t = &mut self.totals;
+        let family = match kind {
+            Kind::V4 => &mut t.peers_v4,
+            Kind::V6 => &mut t.peers_v6,
+            Kind::Ws => &mut t.peers_ws,
+        };
+        *family = family.wrapping_add_signed(delta);
+        let class = if seeder {
+            &mut t.seeders
+        } else {
+            &mut t.leechers
+        };
+        *class = class.wrapping_add_signed(delta);
+    }
+
+    fn client_in(&mut self, id: &PeerId) {
+        *self.clients.entry(ClientKey::of(id)).or_insert(0) += 1;
+    }
+
+    fn client_out(&mut self, id: &PeerId) {
+        let key = ClientKey::of(id);
+        if let Some(n) = self.clients.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.clients.remove(&key);
+            }
+        }
+    }
+
+    /// A peer joined a swarm.
+    fn join(&mut self, kind: Kind, seeder: bool, id: &PeerId) {
+        self.class(kind, seeder, 1);
+        self.client_in(id);
+    }
+
+    /// A peer left a swarm.
+    fn leave(&mut self, kind: Kind, seeder: bool, id: &PeerId) {
+        self.class(kind, seeder, -1);
+        self.client_out(id);
+    }
+
+    /// A known peer announced again, as `seeder` and `id`.
+    fn again(&mut self, kind: Kind, was: Was, seeder: bool, id: &PeerId) {
+        if was.0 != seeder {
+            self.class(kind, was.0, -1);
+            self.class(kind, seeder, 1);
+        }
+        if was.1 != *id && ClientKey::of(&was.1) != ClientKey::of(id) {
+            self.client_out(&was.1);
+            self.client_in(id);
+        }
+    }
 }
 
 /// An offer the tracker relayed, waiting for its answer.
@@ -246,7 +324,7 @@ pub struct Shard {
     peer_ttl: u32,
     rng: Rng,
     cursor: usize,
-    totals: Totals,
+    tally: Tally,
     offers: HashMap<(InfoHash, [u8; 20]), SentOffer, ahash::RandomState>,
     offers_swept: u32,
 }
@@ -264,7 +342,7 @@ impl Shard {
             peer_ttl,
             rng: Rng::new(seed),
             cursor: 0,
-            totals: Totals::default(),
+            tally: Tally::default(),
             offers: HashMap::with_hasher(ahash::RandomState::new()),
             offers_swept: 0,
         }
@@ -275,24 +353,12 @@ impl Shard {
     }
 
     pub fn totals(&self) -> Totals {
-        self.totals
+        self.tally.totals
     }
 
-    /// Adjusts the totals for `delta` peers of `kind`, seeders or leechers.
-    fn count(&mut self, kind: Kind, seeder: bool, delta: isize) {
-        let t = &mut self.totals;
-        let family = match kind {
-            Kind::V4 => &mut t.peers_v4,
-            Kind::V6 => &mut t.peers_v6,
-            Kind::Ws => &mut t.peers_ws,
-        };
-        *family = family.wrapping_add_signed(delta);
-        let kind = if seeder {
-            &mut t.seeders
-        } else {
-            &mut t.leechers
-        };
-        *kind = kind.wrapping_add_signed(delta);
+    /// Peers in this shard's swarms by client and version.
+    pub fn clients(&self) -> &Clients {
+        &self.tally.clients
     }
 
     /// Applies an announce from `ip` at tracker time `now` (seconds) and
@@ -329,8 +395,11 @@ impl Shard {
             };
             swarm.trim_v6();
             let stats = swarm.stats();
-            if let Some((kind, seeder)) = removed {
-                self.count(kind, seeder, -1);
+            if let Some((kind, (seeder, id))) = removed {
+                self.tally.leave(kind, seeder, &id);
+                if swarm.is_empty() {
+                    self.tally.totals.active_torrents -= 1;
+                }
             }
             return stats;
         }
@@ -341,6 +410,9 @@ impl Shard {
         };
         let swarm = self.torrents.entry(req.info_hash).or_default();
         swarm.last_active = now;
+        if swarm.is_empty() {
+            self.tally.totals.active_torrents += 1;
+        }
         let rng = &mut self.rng;
         let (Peers { v4, v6, ids4, ids6 }, ids) = (out, want.ids);
         let (was, kind) = match ip {
@@ -369,21 +441,15 @@ impl Shard {
                 )
             }
         };
-        let completed_now = req.event == Event::Completed && was != Some(true);
+        let completed_now = req.event == Event::Completed && was.map(|w| w.0) != Some(true);
         if completed_now {
             swarm.completed = swarm.completed.saturating_add(1);
+            self.tally.totals.completed += 1;
         }
         let stats = swarm.stats();
-        if completed_now {
-            self.totals.completed += 1;
-        }
         match was {
-            None => self.count(kind, seeder, 1),
-            Some(old) if old != seeder => {
-                self.count(kind, old, -1);
-                self.count(kind, seeder, 1);
-            }
-            Some(_) => {}
+            None => self.tally.join(kind, seeder, &req.peer_id),
+            Some(w) => self.tally.again(kind, w, seeder, &req.peer_id),
         }
         stats
     }
@@ -410,6 +476,9 @@ impl Shard {
         };
         let swarm = self.torrents.entry(req.info_hash).or_default();
         swarm.last_active = now;
+        if swarm.is_empty() {
+            self.tally.totals.active_torrents += 1;
+        }
         let peers = swarm.ws.get_or_insert_with(Box::default);
         let (slot, was) = peers.upsert(req.peer_id, conn, seeder, now);
         peers.pick(slot, offers, &mut self.rng, targets);
@@ -417,16 +486,13 @@ impl Shard {
         let completed_now = req.event == Event::Completed && was != Some(true);
         if completed_now {
             swarm.completed = swarm.completed.saturating_add(1);
-            self.totals.completed += 1;
+            self.tally.totals.completed += 1;
         }
         let stats = swarm.stats();
+        let id = &req.peer_id;
         match was {
-            None => self.count(Kind::Ws, is, 1),
-            Some(old) if old != is => {
-                self.count(Kind::Ws, old, -1);
-                self.count(Kind::Ws, is, 1);
-            }
-            Some(_) => {}
+            None => self.tally.join(Kind::Ws, is, id),
+            Some(old) => self.tally.again(Kind::Ws, (old, *id), is, id),
         }
         stats
     }
@@ -451,7 +517,10 @@ impl Shard {
         if peers.is_empty() {
             swarm.ws = None;
         }
-        self.count(Kind::Ws, seeder, -1);
+        self.tally.leave(Kind::Ws, seeder, peer);
+        if swarm.is_empty() {
+            self.tally.totals.active_torrents -= 1;
+        }
         true
     }
 
@@ -526,19 +595,26 @@ impl Shard {
                 .torrents
                 .get_index_mut(self.cursor)
                 .expect("cursor in range");
-            let (s4, l4) = swarm.v4.expire(cutoff);
-            let (s6, l6) = swarm.v6.as_mut().map_or((0, 0), |f| f.expire(cutoff));
+            let was_active = !swarm.is_empty();
+            let tally = &mut self.tally;
+            removed += swarm.v4.expire(cutoff, Kind::V4, tally);
+            if let Some(f) = swarm.v6.as_mut() {
+                removed += f.expire(cutoff, Kind::V6, tally);
+            }
             swarm.trim_v6();
-            let (sw, lw) = swarm.ws.as_mut().map_or((0, 0), |w| w.expire(cutoff));
-            if swarm.ws.as_ref().is_some_and(|w| w.is_empty()) {
-                swarm.ws = None;
+            if let Some(w) = swarm.ws.as_mut() {
+                w.expire(cutoff, |id, seeder| {
+                    tally.leave(Kind::Ws, seeder, id);
+                    removed += 1;
+                });
+                if w.is_empty() {
+                    swarm.ws = None;
+                }
+            }
+            if was_active && swarm.is_empty() {
+                tally.totals.active_torrents -= 1;
             }
             let forget = swarm.is_empty() && swarm.last_active < cutoff;
-            for (kind, s, l) in [(Kind::V4, s4, l4), (Kind::V6, s6, l6), (Kind::Ws, sw, lw)] {
-                self.count(kind, true, -(s as isize));
-                self.count(kind, false, -(l as isize));
-            }
-            removed += s4 + l4 + s6 + l6 + sw + lw;
             if forget {
                 self.torrents.swap_remove_index(self.cursor);
             } else {
@@ -789,6 +865,48 @@ mod tests {
         assert_eq!(sh.sweep(151, 100), 1);
         assert_eq!(sh.torrents(), 0);
         assert_eq!(sh.totals(), Totals::default());
+    }
+
+    #[test]
+    fn clients_and_active_torrents_follow_peers() {
+        let mut sh = Shard::new(100, 10);
+        let qb = |n: u8| {
+            let mut id = *b"-qB4650-000000000000";
+            id[19] = n;
+            PeerId(id)
+        };
+        let key = |prefix: &[u8; 8]| {
+            let mut p = [b'0'; 20];
+            p[..8].copy_from_slice(prefix);
+            ClientKey::of(&PeerId(p))
+        };
+        let count = |sh: &Shard, id: &[u8; 8]| sh.clients().get(&key(id)).copied();
+        let mut r = req(1, 1000, Some(5), Event::Started);
+        r.peer_id = qb(1);
+        announce(&mut sh, &r, v4(1), 0);
+        r.port = 1001;
+        r.peer_id = qb(2);
+        announce(&mut sh, &r, v4(1), 0);
+        let mut t = req(2, 1000, Some(0), Event::Started);
+        t.peer_id = PeerId(*b"-TR4060-000000000000");
+        announce(&mut sh, &t, "::1".parse().unwrap(), 0);
+        assert_eq!(count(&sh, b"-qB4650-"), Some(2));
+        assert_eq!(count(&sh, b"-TR4060-"), Some(1));
+        assert_eq!(sh.totals().active_torrents, 2);
+        // The same address and port now runs another client: counted once, anew.
+        r.peer_id = PeerId(*b"-TR4060-111111111111");
+        announce(&mut sh, &r, v4(1), 1);
+        assert_eq!(count(&sh, b"-qB4650-"), Some(1));
+        assert_eq!(count(&sh, b"-TR4060-"), Some(2));
+        // Stopping the only peer of torrent 2 leaves it known but inactive.
+        t.event = Event::Stopped;
+        announce(&mut sh, &t, "::1".parse().unwrap(), 2);
+        assert_eq!(count(&sh, b"-TR4060-"), Some(1));
+        assert_eq!((sh.torrents(), sh.totals().active_torrents), (2, 1));
+        // Expiry takes the rest, and the client counts with them.
+        sh.sweep(500, 100);
+        assert!(sh.clients().is_empty());
+        assert_eq!(sh.totals().active_torrents, 0);
     }
 
     #[test]

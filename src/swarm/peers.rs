@@ -177,24 +177,30 @@ impl<const N: usize> PeerList<N> {
         (meta, seeder)
     }
 
-    /// Removes every peer last seen before `cutoff`; returns how many
-    /// seeders and leechers.
-    pub fn expire(&mut self, cutoff: u32) -> (usize, usize) {
-        let mut removed = (0, 0);
+    /// Removes every peer last seen before `cutoff`, telling `gone` about
+    /// each (what was kept of it, and whether it was a seeder).
+    pub fn expire(&mut self, cutoff: u32, mut gone: impl FnMut(&PeerMeta, bool)) {
         let mut i = 0;
         while i < self.meta.len() {
             if self.meta[i].last_seen < cutoff {
                 // Removal only moves peers from slots after `i` into `i` or
                 // later, so slot `i` is looked at again and none is skipped.
-                match self.remove(i) {
-                    (_, true) => removed.0 += 1,
-                    (_, false) => removed.1 += 1,
-                }
+                let (meta, seeder) = self.remove(i);
+                gone(&meta, seeder);
             } else {
                 i += 1;
             }
         }
-        removed
+    }
+
+    /// Every peer: its address, what is kept of it, and whether it seeds.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8; N], &PeerMeta, bool)> {
+        let s = self.seeders as usize;
+        self.addrs
+            .iter()
+            .zip(&self.meta)
+            .enumerate()
+            .map(move |(i, (a, m))| (a, m, i < s))
     }
 
     /// Copies `count` peers of the slots in `region`, skipping slot `skip`,
@@ -407,7 +413,16 @@ mod tests {
         assert!(l.index.is_some());
         assert_eq!((l.seeders(), l.leechers()), (100, 100));
         // Seen before 190: all but 190..199 go; 5 seeders and 5 leechers stay.
-        assert_eq!(l.expire(190), (95, 95));
+        let mut gone = (0, 0);
+        l.expire(190, |m, seeder| {
+            assert!(m.last_seen < 190);
+            if seeder {
+                gone.0 += 1
+            } else {
+                gone.1 += 1
+            }
+        });
+        assert_eq!(gone, (95, 95));
         assert_eq!((l.seeders(), l.leechers()), (5, 5));
         assert!(l.index.is_none());
         for s in 0..l.len() {

@@ -120,15 +120,17 @@ impl WsPeers {
         );
     }
 
-    /// Drops peers not seen since `cutoff`; returns (seeders, leechers) dropped.
-    pub fn expire(&mut self, cutoff: u32) -> (usize, usize) {
-        let before = (self.seeders as usize, self.leechers() as usize);
-        self.peers.retain(|p| p.last_seen >= cutoff);
+    /// Drops peers not seen since `cutoff`, telling `gone` about each (its
+    /// id, and whether it was a seeder).
+    pub fn expire(&mut self, cutoff: u32, mut gone: impl FnMut(&PeerId, bool)) {
+        self.peers.retain(|p| {
+            let keep = p.last_seen >= cutoff;
+            if !keep {
+                gone(&p.id, p.seeder);
+            }
+            keep
+        });
         self.seeders = self.peers.iter().filter(|p| p.seeder).count() as u32;
-        (
-            before.0 - self.seeders as usize,
-            before.1 - self.leechers() as usize,
-        )
     }
 }
 
@@ -178,6 +180,10 @@ mod tests {
             ids.dedup();
             assert_eq!(ids.len(), out.len());
         }
-        assert_eq!(w.expire(1), (0, 5));
+        let mut gone = Vec::new();
+        w.expire(1, |id, seeder| gone.push((id.0[0], seeder)));
+        gone.sort();
+        assert_eq!(gone, (0..5).map(|i| (i, false)).collect::<Vec<_>>());
+        assert!(w.is_empty());
     }
 }
