@@ -1,17 +1,55 @@
-//! Server configuration: its defaults and the command-line flags that set it.
+//! Server configuration: its defaults, the optional TOML file, and the
+//! command-line flags. Flags win over the file, the file over the defaults.
 
 use clap::Parser;
+use serde::Deserialize;
+use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
 
-/// How much the server prints.
+/// How much the server prints (to standard error, except the start-up lines).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
     /// Nothing at all (`-s`).
     Silent,
     /// Errors only (`-q`).
     Errors,
-    /// Start-up lines and warnings.
+    /// Errors and warnings.
+    Warnings,
+    /// Start-up lines, reloads, state saves (the default).
     Info,
+    /// Also every refused connection and dropped client.
+    Debug,
+}
+
+impl LogLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Silent => "silent",
+            LogLevel::Errors => "error",
+            LogLevel::Warnings => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
+}
+
+impl std::str::FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "silent" => LogLevel::Silent,
+            "error" => LogLevel::Errors,
+            "warn" => LogLevel::Warnings,
+            "info" => LogLevel::Info,
+            "debug" => LogLevel::Debug,
+            _ => {
+                return Err(format!(
+                    "`{s}` is not a log level (silent, error, warn, info, debug)"
+                ))
+            }
+        })
+    }
 }
 
 /// Everything a [`crate::Server`] needs to know.
@@ -45,7 +83,24 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
     /// Answer `/scrape` without `info_hash` with every torrent.
     pub full_scrape: bool,
-    /// Most `info_hash` values one HTTP scrape may name.
+    /// Serve `/stats` and `/stats.json`.
+    pub stats: bool,
+    /// Serve `/metrics` (Prometheus).
+    pub metrics: bool,
+    /// Only these info hashes are tracked (one hex hash a line).
+    pub allow: Option<PathBuf>,
+    /// These info hashes are refused.
+    pub deny: Option<PathBuf>,
+    /// PEM certificate chain: the TCP port then speaks HTTPS and WSS too.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Swarms are saved here on shutdown and every `state_interval`, and
+    /// restored at start.
+    pub state: Option<PathBuf>,
+    /// Seconds between state saves.
+    pub state_interval: u32,
+    /// Most `info_hash` values one scrape may name.
     pub max_scrape_hashes: usize,
     /// Torrents to make room for at start, over all workers: growing the
     /// torrent map later copies it whole, a stall of milliseconds per
@@ -73,6 +128,14 @@ impl Default for ServerConfig {
             numwant_max: 82,
             trust_proxy: false,
             full_scrape: true,
+            stats: true,
+            metrics: true,
+            allow: None,
+            deny: None,
+            tls_cert: None,
+            tls_key: None,
+            state: None,
+            state_interval: 300,
             max_scrape_hashes: 256,
             reserve_torrents: 0,
             log: LogLevel::Info,
@@ -97,9 +160,9 @@ pub fn default_workers() -> usize {
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Port for every protocol (0: any free port)
-    #[arg(short, long, default_value_t = 8000)]
-    pub port: u16,
+    /// Port for every protocol (0: any free port) [default: 8000]
+    #[arg(short, long)]
+    pub port: Option<u16>,
     /// Enable the HTTP tracker (with none of --http/--udp/--ws, all start)
     #[arg(long)]
     pub http: bool,
@@ -109,9 +172,9 @@ pub struct Cli {
     /// Enable the WebSocket tracker (with none of --http/--udp/--ws, all start)
     #[arg(long)]
     pub ws: bool,
-    /// Announce interval in milliseconds
-    #[arg(long, default_value_t = 600_000, value_name = "MS")]
-    pub interval: u64,
+    /// Announce interval in milliseconds [default: 600000]
+    #[arg(long, value_name = "MS")]
+    pub interval: Option<u64>,
     /// Take the client address from X-Forwarded-For (behind a reverse proxy)
     #[arg(long)]
     pub trust_proxy: bool,
@@ -124,87 +187,430 @@ pub struct Cli {
     /// Print the version and exit
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
+    /// TOML configuration file (see --print-config); flags override it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the configuration these flags and file give, as TOML, and exit
+    #[arg(long)]
+    pub print_config: bool,
+    /// Track only the info hashes in FILE (40 hex digits a line, # comments); reloaded on SIGHUP
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<PathBuf>,
+    /// Refuse the info hashes in FILE (same format); reloaded on SIGHUP
+    #[arg(long, value_name = "FILE")]
+    pub deny: Option<PathBuf>,
+    /// PEM certificate chain: the TCP port also speaks HTTPS and WSS; reloaded on SIGHUP
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Save swarms to FILE on shutdown and every --state-interval, restore them at start
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Seconds between state saves [default: 300]
+    #[arg(long, value_name = "SECS")]
+    pub state_interval: Option<u32>,
+    /// Do not serve /stats and /stats.json
+    #[arg(long)]
+    pub no_stats: bool,
+    /// Do not serve /metrics
+    #[arg(long)]
+    pub no_metrics: bool,
+    /// silent, error, warn, info or debug [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
     /// Worker executors, one per core [default: every CPU this process may use]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
     /// Do not pin workers to CPUs
     #[arg(long)]
     pub no_pin: bool,
-    /// IPv4 address to listen on, or `off`
-    #[arg(long, default_value = "0.0.0.0", value_name = "ADDR|off")]
-    pub listen_v4: String,
+    /// IPv4 address to listen on, or `off` [default: 0.0.0.0]
+    #[arg(long, value_name = "ADDR|off")]
+    pub listen_v4: Option<String>,
     /// IPv6 address to listen on, or `off` [default: ::, skipped with a warning where the host has no IPv6]
     #[arg(long, value_name = "ADDR|off")]
     pub listen_v6: Option<String>,
-    /// Peers returned when a client does not say
-    #[arg(long, default_value_t = 50, value_name = "N")]
-    pub numwant: u32,
-    /// Most peers returned, whatever a client asks
-    #[arg(long, default_value_t = 82, value_name = "N")]
-    pub max_numwant: u32,
+    /// Peers returned when a client does not say [default: 50]
+    #[arg(long, value_name = "N")]
+    pub numwant: Option<u32>,
+    /// Most peers returned, whatever a client asks [default: 82]
+    #[arg(long, value_name = "N")]
+    pub max_numwant: Option<u32>,
     /// Refuse /scrape without info_hash (full scrape)
     #[arg(long)]
     pub no_full_scrape: bool,
     /// Torrents to make room for at start (all workers together), so the
-    /// torrent map never stalls a worker to grow while it serves
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub reserve_torrents: usize,
+    /// torrent map never stalls a worker to grow while it serves [default: 0]
+    #[arg(long, value_name = "N")]
+    pub reserve_torrents: Option<usize>,
 }
 
-fn parse_listen<T: std::str::FromStr>(s: &str, flag: &str) -> Result<Option<T>, String> {
+/// The TOML file: every key optional, unknown keys refused by name.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    port: Option<u16>,
+    http: Option<bool>,
+    udp: Option<bool>,
+    ws: Option<bool>,
+    listen_v4: Option<String>,
+    listen_v6: Option<String>,
+    workers: Option<usize>,
+    pin_workers: Option<bool>,
+    interval: Option<u32>,
+    min_interval: Option<u32>,
+    peer_ttl: Option<u32>,
+    numwant: Option<u32>,
+    max_numwant: Option<u32>,
+    trust_proxy: Option<bool>,
+    full_scrape: Option<bool>,
+    stats: Option<bool>,
+    metrics: Option<bool>,
+    allow: Option<PathBuf>,
+    deny: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    state: Option<PathBuf>,
+    state_interval: Option<u32>,
+    max_scrape_hashes: Option<usize>,
+    reserve_torrents: Option<usize>,
+    log: Option<String>,
+}
+
+fn parse_listen<T: std::str::FromStr>(s: &str, key: &str) -> Result<Option<T>, String> {
     if s == "off" {
         return Ok(None);
     }
     s.parse()
         .map(Some)
-        .map_err(|_| format!("{flag}: `{s}` is not an address (or `off`)"))
+        .map_err(|_| format!("{key}: `{s}` is not an address (or `off`)"))
+}
+
+/// Reads a TOML configuration file. Relative paths in it are taken from the
+/// file's directory.
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut f = parse_file(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for p in [
+        &mut f.allow,
+        &mut f.deny,
+        &mut f.tls_cert,
+        &mut f.tls_key,
+        &mut f.state,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if p.is_relative() {
+            *p = dir.join(&*p);
+        }
+    }
+    Ok(f)
+}
+
+fn parse_file(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+}
+
+impl FileConfig {
+    /// Sets what the file says on `c`. The interval also moves `min_interval`
+    /// and `peer_ttl` unless the file names them.
+    fn apply(self, c: &mut ServerConfig) -> Result<(), String> {
+        let set = |dst: &mut bool, v: Option<bool>| {
+            if let Some(v) = v {
+                *dst = v
+            }
+        };
+        if let Some(v) = self.port {
+            c.port = v;
+        }
+        set(&mut c.http, self.http);
+        set(&mut c.udp, self.udp);
+        set(&mut c.ws, self.ws);
+        if let Some(v) = &self.listen_v4 {
+            c.listen_v4 = parse_listen(v, "listen_v4")?;
+        }
+        if let Some(v) = &self.listen_v6 {
+            c.listen_v6 = parse_listen(v, "listen_v6")?;
+            c.require_v6 = c.listen_v6.is_some();
+        }
+        match self.workers {
+            Some(0) | None => {}
+            Some(n) => c.workers = n,
+        }
+        set(&mut c.pin_workers, self.pin_workers);
+        if let Some(v) = self.interval {
+            c.set_interval(v);
+        }
+        if let Some(v) = self.min_interval {
+            c.min_interval = v;
+        }
+        if let Some(v) = self.peer_ttl {
+            c.peer_ttl = v;
+        }
+        if let Some(v) = self.numwant {
+            c.numwant_default = v;
+        }
+        if let Some(v) = self.max_numwant {
+            c.numwant_max = v;
+        }
+        set(&mut c.trust_proxy, self.trust_proxy);
+        set(&mut c.full_scrape, self.full_scrape);
+        set(&mut c.stats, self.stats);
+        set(&mut c.metrics, self.metrics);
+        for (dst, v) in [
+            (&mut c.allow, self.allow),
+            (&mut c.deny, self.deny),
+            (&mut c.tls_cert, self.tls_cert),
+            (&mut c.tls_key, self.tls_key),
+            (&mut c.state, self.state),
+        ] {
+            if v.is_some() {
+                *dst = v;
+            }
+        }
+        if let Some(v) = self.state_interval {
+            c.state_interval = v;
+        }
+        if let Some(v) = self.max_scrape_hashes {
+            c.max_scrape_hashes = v;
+        }
+        if let Some(v) = self.reserve_torrents {
+            c.reserve_torrents = v;
+        }
+        if let Some(v) = &self.log {
+            c.log = v.parse().map_err(|e| format!("log: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// Sets the announce interval (seconds) and what follows from it: `min
+    /// interval` half of it, peers kept for two intervals.
+    pub fn set_interval(&mut self, secs: u32) {
+        self.interval = secs.max(1);
+        self.min_interval = self.interval / 2;
+        self.peer_ttl = self.interval.saturating_mul(2);
+    }
+
+    /// The same settings as a TOML file that `--config` reads, with every
+    /// key documented.
+    pub fn to_toml(&self) -> String {
+        let mut t = String::from("# bittorrent-tracker configuration (bittorrent-tracker --config FILE).\n# Command-line flags override what is set here.\n\n");
+        let mut key = |doc: &str, line: String| {
+            for d in doc.lines() {
+                let _ = writeln!(t, "# {d}");
+            }
+            let _ = writeln!(t, "{line}\n");
+        };
+        let path = |name: &str, p: &Option<PathBuf>, example: &str| match p {
+            Some(p) => format!("{name} = {}", toml_str(&p.display().to_string())),
+            None => format!("# {name} = \"{example}\""),
+        };
+        let addr = |a: Option<String>| a.unwrap_or_else(|| "off".into());
+        key(
+            "Port of every protocol (0: any free port).",
+            format!("port = {}", self.port),
+        );
+        key(
+            "Which trackers run: HTTP, UDP, WebSocket (WebTorrent, on the HTTP port).",
+            format!("http = {}\nudp = {}\nws = {}", self.http, self.udp, self.ws),
+        );
+        key(
+            "Listen addresses, or \"off\".",
+            format!(
+                "listen_v4 = {}\nlisten_v6 = {}",
+                toml_str(&addr(self.listen_v4.map(|a| a.to_string()))),
+                toml_str(&addr(self.listen_v6.map(|a| a.to_string())))
+            ),
+        );
+        let workers = if self.workers == default_workers() {
+            0
+        } else {
+            self.workers
+        };
+        key(
+            &format!(
+                "Worker executors, one per core (0: one per CPU, here {}).",
+                default_workers()
+            ),
+            format!("workers = {workers}\npin_workers = {}", self.pin_workers),
+        );
+        key(
+            "Announce interval, in seconds (the --interval flag takes milliseconds,\nlike the reference tracker's).",
+            format!("interval = {}", self.interval),
+        );
+        key(
+            "`min interval` told to HTTP clients, seconds (0: not sent).",
+            format!("min_interval = {}", self.min_interval),
+        );
+        key(
+            "Seconds without an announce after which a peer is dropped.",
+            format!("peer_ttl = {}", self.peer_ttl),
+        );
+        key(
+            "Peers returned when a client does not say, and at most.",
+            format!(
+                "numwant = {}\nmax_numwant = {}",
+                self.numwant_default, self.numwant_max
+            ),
+        );
+        key(
+            "Take the client's address from X-Forwarded-For (only behind a proxy you run).",
+            format!("trust_proxy = {}", self.trust_proxy),
+        );
+        key(
+            "Answer /scrape without info_hash with every torrent.",
+            format!("full_scrape = {}", self.full_scrape),
+        );
+        key(
+            "Serve /stats and /stats.json, and /metrics (Prometheus).",
+            format!("stats = {}\nmetrics = {}", self.stats, self.metrics),
+        );
+        key(
+            "Allow and deny lists: 40 hex digits a line, # starts a comment.\nReloaded on SIGHUP; existing swarms are left as they are.",
+            format!(
+                "{}\n{}",
+                path("allow", &self.allow, "/etc/bittorrent-tracker/allow.txt"),
+                path("deny", &self.deny, "/etc/bittorrent-tracker/deny.txt")
+            ),
+        );
+        key(
+            "PEM certificate chain and key: the TCP port then serves HTTPS and WSS as\nwell as plain HTTP and WS. Reloaded on SIGHUP.",
+            format!(
+                "{}\n{}",
+                path("tls_cert", &self.tls_cert, "/etc/bittorrent-tracker/cert.pem"),
+                path("tls_key", &self.tls_key, "/etc/bittorrent-tracker/key.pem")
+            ),
+        );
+        key(
+            "Swarms and completed counts are saved here on shutdown and every\nstate_interval seconds, and restored at start.",
+            format!(
+                "{}\nstate_interval = {}",
+                path("state", &self.state, "/var/lib/bittorrent-tracker/state"),
+                self.state_interval
+            ),
+        );
+        key(
+            "Most info hashes one scrape may name.",
+            format!("max_scrape_hashes = {}", self.max_scrape_hashes),
+        );
+        key(
+            "Torrents to make room for at start (all workers together), so the torrent\nmap never stalls a worker to grow.",
+            format!("reserve_torrents = {}", self.reserve_torrents),
+        );
+        key(
+            "silent, error, warn, info or debug.",
+            format!("log = \"{}\"", self.log.name()),
+        );
+        t
+    }
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }
 
 impl Cli {
-    /// The configuration these flags describe.
+    /// The configuration these flags (and the file they name) describe.
     pub fn into_config(self) -> Result<ServerConfig, String> {
-        let d = ServerConfig::default();
-        let any = self.http || self.udp || self.ws;
-        let interval = self.interval.div_ceil(1000).clamp(1, u32::MAX as u64) as u32;
-        let listen_v6 = match &self.listen_v6 {
-            Some(s) => parse_listen(s, "--listen-v6")?,
-            None => d.listen_v6,
-        };
-        let cfg = ServerConfig {
-            port: self.port,
-            http: !any || self.http,
-            udp: !any || self.udp,
-            ws: !any || self.ws,
-            listen_v4: parse_listen(&self.listen_v4, "--listen-v4")?,
-            require_v6: self.listen_v6.is_some() && listen_v6.is_some(),
-            listen_v6,
-            workers: match self.workers {
-                Some(0) => return Err("--workers: must be at least 1".into()),
-                Some(n) => n,
-                None => d.workers,
-            },
-            pin_workers: !self.no_pin,
-            interval,
-            min_interval: interval / 2,
-            peer_ttl: interval.saturating_mul(2),
-            numwant_default: self.numwant.min(self.max_numwant),
-            numwant_max: self.max_numwant,
-            trust_proxy: self.trust_proxy,
-            full_scrape: !self.no_full_scrape,
-            reserve_torrents: self.reserve_torrents,
-            log: if self.silent {
-                LogLevel::Silent
-            } else if self.quiet {
-                LogLevel::Errors
-            } else {
-                LogLevel::Info
-            },
-            ..d
-        };
-        if cfg.listen_v4.is_none() && cfg.listen_v6.is_none() {
-            return Err("--listen-v4 and --listen-v6 are both off: nothing to listen on".into());
+        let mut c = ServerConfig::default();
+        if let Some(path) = &self.config {
+            read_file(path)?.apply(&mut c)?;
         }
-        Ok(cfg)
+        if let Some(p) = self.port {
+            c.port = p;
+        }
+        if self.http || self.udp || self.ws {
+            (c.http, c.udp, c.ws) = (self.http, self.udp, self.ws);
+        }
+        if let Some(ms) = self.interval {
+            c.set_interval(ms.div_ceil(1000).clamp(1, u32::MAX as u64) as u32);
+        }
+        if let Some(s) = &self.listen_v4 {
+            c.listen_v4 = parse_listen(s, "--listen-v4")?;
+        }
+        if let Some(s) = &self.listen_v6 {
+            c.listen_v6 = parse_listen(s, "--listen-v6")?;
+            c.require_v6 = c.listen_v6.is_some();
+        }
+        match self.workers {
+            Some(0) => return Err("--workers: must be at least 1".into()),
+            Some(n) => c.workers = n,
+            None => {}
+        }
+        if self.no_pin {
+            c.pin_workers = false;
+        }
+        if let Some(n) = self.max_numwant {
+            c.numwant_max = n;
+        }
+        if let Some(n) = self.numwant {
+            c.numwant_default = n;
+        }
+        c.numwant_default = c.numwant_default.min(c.numwant_max);
+        c.trust_proxy |= self.trust_proxy;
+        if self.no_full_scrape {
+            c.full_scrape = false;
+        }
+        if self.no_stats {
+            c.stats = false;
+        }
+        if self.no_metrics {
+            c.metrics = false;
+        }
+        for (dst, v) in [
+            (&mut c.allow, self.allow),
+            (&mut c.deny, self.deny),
+            (&mut c.tls_cert, self.tls_cert),
+            (&mut c.tls_key, self.tls_key),
+            (&mut c.state, self.state),
+        ] {
+            if v.is_some() {
+                *dst = v;
+            }
+        }
+        if let Some(n) = self.state_interval {
+            c.state_interval = n;
+        }
+        if let Some(n) = self.reserve_torrents {
+            c.reserve_torrents = n;
+        }
+        if let Some(l) = self.log_level {
+            c.log = l;
+        }
+        if self.quiet {
+            c.log = LogLevel::Errors;
+        }
+        if self.silent {
+            c.log = LogLevel::Silent;
+        }
+        c.check()?;
+        Ok(c)
+    }
+}
+
+impl ServerConfig {
+    /// Refuses settings that cannot work together.
+    pub fn check(&self) -> Result<(), String> {
+        if self.listen_v4.is_none() && self.listen_v6.is_none() {
+            return Err("listen_v4 and listen_v6 are both off: nothing to listen on".into());
+        }
+        if self.workers == 0 {
+            return Err("workers: must be at least 1".into());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("tls_cert and tls_key go together: give both or neither".into());
+        }
+        if self.state.is_some() && self.state_interval == 0 {
+            return Err("state_interval: must be at least 1 second".into());
+        }
+        Ok(())
     }
 }
 
@@ -280,5 +686,94 @@ mod tests {
             .contains("--listen-v4"));
         assert!(cfg(&["--workers", "0"]).is_err());
         assert!(cfg(&["--listen-v4", "off", "--listen-v6", "off"]).is_err());
+        assert!(cfg(&["--tls-cert", "a.pem"]).is_err(), "a key goes with it");
+        assert_eq!(cfg(&["--log-level", "debug"]).unwrap().log, LogLevel::Debug);
+        assert!(cfg(&["--log-level", "loud"]).is_err());
+        let c = cfg(&["--no-stats", "--no-metrics", "--allow", "a.txt"]).unwrap();
+        assert!(!c.stats && !c.metrics);
+        assert_eq!(c.allow, Some(PathBuf::from("a.txt")));
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("bt-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempdir("file");
+        let f = write(
+            &dir,
+            "tracker.toml",
+            "port = 7000\nudp = false\ninterval = 120\nnumwant = 20\nallow = \"allow.txt\"\nlog = \"warn\"\nworkers = 3\nlisten_v6 = \"off\"\n",
+        );
+        let path = f.to_str().unwrap();
+        let c = cfg(&["--config", path]).unwrap();
+        assert_eq!((c.port, c.http, c.udp, c.ws), (7000, true, false, true));
+        assert_eq!((c.interval, c.min_interval, c.peer_ttl), (120, 60, 240));
+        assert_eq!((c.numwant_default, c.workers), (20, 3));
+        assert_eq!(c.allow, Some(dir.join("allow.txt")), "relative to the file");
+        assert_eq!((c.log, c.listen_v6), (LogLevel::Warnings, None));
+        // Flags win.
+        let c = cfg(&["--config", path, "-p", "7001", "--udp", "-q", "--interval", "60000"]).unwrap();
+        assert_eq!((c.port, c.http, c.udp, c.ws), (7001, false, true, false));
+        assert_eq!((c.interval, c.log), (60, LogLevel::Errors));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn file_errors_name_the_key_or_the_file() {
+        let dir = tempdir("errors");
+        let f = write(&dir, "bad.toml", "port = 8000\nintervall = 5\n");
+        let e = cfg(&["--config", f.to_str().unwrap()]).unwrap_err();
+        assert!(e.contains("intervall") && e.contains("bad.toml"), "{e}");
+        let f = write(&dir, "type.toml", "port = \"eighty\"\n");
+        let e = cfg(&["--config", f.to_str().unwrap()]).unwrap_err();
+        assert!(e.contains("port"), "{e}");
+        let f = write(&dir, "log.toml", "log = \"loud\"\n");
+        assert!(cfg(&["--config", f.to_str().unwrap()])
+            .unwrap_err()
+            .contains("log"));
+        let e = cfg(&["--config", "/nonexistent/tracker.toml"]).unwrap_err();
+        assert!(e.contains("cannot read /nonexistent/tracker.toml"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn printed_config_reads_back_the_same() {
+        let dir = tempdir("print");
+        for c in [
+            ServerConfig::default(),
+            ServerConfig {
+                port: 9,
+                udp: false,
+                listen_v4: None,
+                workers: 5,
+                interval: 30,
+                min_interval: 7,
+                peer_ttl: 99,
+                allow: Some(PathBuf::from("/a b/allow \"x\".txt")),
+                tls_cert: Some(PathBuf::from("/c.pem")),
+                tls_key: Some(PathBuf::from("/k.pem")),
+                state: Some(PathBuf::from("/s")),
+                log: LogLevel::Debug,
+                stats: false,
+                ..ServerConfig::default()
+            },
+        ] {
+            let text = c.to_toml();
+            let f = write(&dir, "printed.toml", &text);
+            let mut back = cfg(&["--config", f.to_str().unwrap()]).unwrap();
+            back.require_v6 = c.require_v6;
+            assert_eq!(back, c, "{text}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -4,18 +4,27 @@ use bittorrent_tracker::config::{Cli, LogLevel};
 use bittorrent_tracker::Server;
 use clap::Parser;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cfg = match Cli::parse().into_config() {
+    let cli = Cli::parse();
+    let print_config = cli.print_config;
+    let cfg = match cli.into_config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    if print_config {
+        print!("{}", cfg.to_toml());
+        return ExitCode::SUCCESS;
+    }
     let log = cfg.log;
     let (http, udp, ws) = (cfg.http, cfg.udp, cfg.ws);
     let server = match Server::start(cfg) {
@@ -28,8 +37,13 @@ fn main() -> ExitCode {
         }
     };
     let stop = server.shutdown_flag();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+    let hup = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &stop),
+        (signal_hook::consts::SIGTERM, &stop),
+        (signal_hook::consts::SIGHUP, &hup),
+    ] {
+        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
             eprintln!("error: cannot handle signal {sig}: {e}");
             return ExitCode::FAILURE;
         }
@@ -44,6 +58,21 @@ fn main() -> ExitCode {
         }
         if ws && !server.http_addrs().is_empty() {
             println!("ws server listening on {port}");
+        }
+    }
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if hup.swap(false, Ordering::Relaxed) {
+            match server.reload() {
+                Ok(()) if log >= LogLevel::Info => {
+                    eprintln!("reloaded the lists and TLS certificate (SIGHUP)")
+                }
+                Ok(()) => {}
+                Err(e) if log >= LogLevel::Errors => {
+                    eprintln!("error: reload refused, keeping what was loaded: {e}")
+                }
+                Err(_) => {}
+            }
         }
     }
     server.wait();

@@ -197,6 +197,14 @@ pub fn parse_scrape(query: &[u8], max: usize, out: &mut Vec<InfoHash>) -> Result
     Ok(())
 }
 
+/// A request target split at its first `?` into path and query.
+pub fn split_target(target: &[u8]) -> (&[u8], &[u8]) {
+    match target.iter().position(|&b| b == b'?') {
+        Some(i) => (&target[..i], &target[i + 1..]),
+        None => (target, &target[target.len()..]),
+    }
+}
+
 /// The address a reverse proxy appended to `X-Forwarded-For`: the last
 /// entry of the value (an address, optionally with a port).
 pub fn forwarded_for(value: &[u8]) -> Option<std::net::IpAddr> {

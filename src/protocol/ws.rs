@@ -295,6 +295,15 @@ pub fn scrape_reply(entries: &[(InfoHash, ScrapeStats)]) -> String {
 
 /// `{"failure reason": ..., action?, info_hash?}`.
 pub fn error_reply(e: &WsError) -> String {
+    failure(e.reason, e.action, e.info_hash.as_ref())
+}
+
+/// A refusal with a reason of the tracker's (its filter's) own making.
+pub fn refusal_reply(reason: &str, action: &str, info_hash: Option<&InfoHash>) -> String {
+    failure(reason, Some(action), info_hash)
+}
+
+fn failure(reason: &str, action: Option<&str>, info_hash: Option<&InfoHash>) -> String {
     #[derive(Serialize)]
     struct Failure<'a> {
         #[serde(rename = "failure reason")]
@@ -305,9 +314,9 @@ pub fn error_reply(e: &WsError) -> String {
         info_hash: Option<String>,
     }
     serde_json::to_string(&Failure {
-        reason: e.reason,
-        action: e.action,
-        info_hash: e.info_hash.map(|h| to_binary(&h.0)),
+        reason,
+        action,
+        info_hash: info_hash.map(|h| to_binary(&h.0)),
     })
     .expect("plain data serializes")
 }

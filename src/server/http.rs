@@ -3,7 +3,10 @@
 //! Tracker-level errors are a bencoded `failure reason` with status 200;
 //! broken HTTP gets 400, 404, 405, 413 or 431 and the connection is closed.
 
+use super::access::{FilterAction, FilterRequest};
 use super::mesh::{Reply, Request};
+use super::tls::{self, Conn};
+use super::stats::{Action, Protocol};
 use super::worker::Worker;
 use super::{log, ws, LogLevel};
 use crate::config::ServerConfig;
@@ -13,7 +16,7 @@ use crate::swarm::Shard;
 use crate::swarm::{numwant, Want};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A request must arrive whole within this long of its first bytes.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const NOT_ALLOWED: &str = "405 Method Not Allowed";
+const HTTP: Protocol = Protocol::Http;
 /// Pipelined replies are flushed once this many bytes are waiting.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -38,7 +42,7 @@ pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(serve(w.clone(), stream)).detach();
+                glommio::spawn_local(open(w.clone(), stream)).detach();
             }
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
@@ -57,6 +61,8 @@ struct Head {
     forwarded: Option<Result<IpAddr, ()>>,
     /// `Upgrade: websocket`.
     websocket: bool,
+    /// `Accept` names `application/json`.
+    json: bool,
 }
 
 /// What the headers say, or the status that refuses the request.
@@ -68,6 +74,7 @@ fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, &'static str> {
         body: 0,
         forwarded: None,
         websocket: false,
+        json: false,
     };
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
@@ -93,6 +100,11 @@ fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, &'static str> {
             return Err("400 Bad Request");
         } else if name.eq_ignore_ascii_case(b"upgrade") {
             head.websocket = h.value.trim_ascii().eq_ignore_ascii_case(b"websocket");
+        } else if name.eq_ignore_ascii_case(b"accept") {
+            head.json = h
+                .value
+                .windows(16)
+                .any(|w| w.eq_ignore_ascii_case(b"application/json"));
         } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
             head.forwarded = Some(wire::forwarded_for(h.value).ok_or(()));
         }
@@ -142,7 +154,51 @@ fn write_error(out: &mut Vec<u8>, status: &str) {
     write_status(out, status, false, false);
 }
 
-async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
+/// Starts serving a new connection: through TLS when the server has a
+/// certificate and the client's first byte opens a TLS handshake, as plain
+/// HTTP otherwise.
+async fn open(w: Rc<Worker>, stream: TcpStream) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let acceptor = w.tls.borrow().clone();
+    let conn = match acceptor {
+        None => Conn::Plain(stream),
+        Some(acceptor) => {
+            let mut first = [0u8; 1];
+            if stream.set_read_timeout(Some(REQUEST_TIMEOUT)).is_err() {
+                return;
+            }
+            match stream.peek(&mut first).await {
+                Ok(1) if first[0] == tls::HANDSHAKE => {
+                    let handshake = acceptor.accept(stream);
+                    let limit = async {
+                        glommio::timer::sleep(REQUEST_TIMEOUT).await;
+                        Err(std::io::ErrorKind::TimedOut.into())
+                    };
+                    match futures_lite::future::or(handshake, limit).await {
+                        Ok(s) => Conn::Tls(Box::new(s)),
+                        Err(e) => {
+                            log(
+                                &w.cfg,
+                                LogLevel::Debug,
+                                format_args!("tls handshake with {peer}: {e}"),
+                            );
+                            return;
+                        }
+                    }
+                }
+                Ok(1) => Conn::Plain(stream),
+                _ => return,
+            }
+        }
+    };
+    w.counters.connection(HTTP, true);
+    serve(&w, conn, peer).await;
+    w.counters.connection(HTTP, false);
+}
+
+async fn flush(w: &Worker, stream: &mut Conn, out: &mut Vec<u8>) -> bool {
+    w.counters.bytes_out(HTTP, out.len());
     let ok = stream.write_all(out).await.is_ok();
     out.clear();
     ok
@@ -150,9 +206,7 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
 
 /// Serves one connection: every complete request in the buffer is answered
 /// in order, replies to pipelined requests go out together.
-async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
-    let Ok(peer) = stream.peer_addr() else { return };
-    let _ = stream.set_nodelay(true);
+async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
     // Most requests fit the first buffer; it grows (to at most a whole head
     // and body) only for a request that needs it, so idle keep-alive
     // connections stay cheap.
@@ -171,12 +225,12 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
                 Ok(httparse::Status::Partial) => break,
                 Err(httparse::Error::TooManyHeaders) => {
                     write_error(&mut out, "431 Request Header Fields Too Large");
-                    flush(&mut stream, &mut out).await;
+                    flush(w, &mut stream, &mut out).await;
                     return;
                 }
                 Err(_) => {
                     write_error(&mut out, "400 Bad Request");
-                    flush(&mut stream, &mut out).await;
+                    flush(w, &mut stream, &mut out).await;
                     return;
                 }
             };
@@ -184,7 +238,7 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
                 Ok(h) => h,
                 Err(s) => {
                     write_error(&mut out, s);
-                    flush(&mut stream, &mut out).await;
+                    flush(w, &mut stream, &mut out).await;
                     return;
                 }
             };
@@ -204,52 +258,88 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
                     (true, Some("GET"), Some(key), Some(b"13")) => {
                         ws::handshake_reply(key, &mut out);
                         let early = buf[start + head_len + head.body..end].to_vec();
-                        if flush(&mut stream, &mut out).await {
-                            ws::serve(w, stream, early).await;
+                        let target = req.path.unwrap_or("/").as_bytes().to_vec();
+                        if flush(w, &mut stream, &mut out).await {
+                            w.counters.connection(HTTP, false);
+                            w.counters.connection(Protocol::Ws, true);
+                            let ip = client_ip(w, peer.ip(), &head).unwrap_or(peer.ip());
+                            ws::serve(w.clone(), stream, early, ip, target).await;
+                            w.counters.connection(Protocol::Ws, false);
+                            w.counters.connection(HTTP, true);
                         }
                     }
                     (false, ..) => {
                         write_error(&mut out, "404 Not Found");
-                        flush(&mut stream, &mut out).await;
+                        flush(w, &mut stream, &mut out).await;
                     }
                     _ => {
                         write_error(&mut out, "400 Bad Request");
-                        flush(&mut stream, &mut out).await;
+                        flush(w, &mut stream, &mut out).await;
                     }
                 }
                 return;
             }
-            let target = req.path.unwrap_or("/").as_bytes();
-            let (path, query) = match target.iter().position(|&b| b == b'?') {
-                Some(i) => (&target[..i], &target[i + 1..]),
-                None => (target, &target[target.len()..]),
-            };
+            let (path, query) = wire::split_target(req.path.unwrap_or("/").as_bytes());
             body.clear();
             let is = |name: &[u8]| {
                 path == name || (path.starts_with(name) && path.get(name.len()) == Some(&b'/'))
             };
-            let status = match req.method {
-                Some("GET") if w.cfg.http && is(b"/announce") => {
-                    match client_ip(&w, peer.ip(), &head) {
-                        Ok(ip) => announce(&w, query, ip, &mut body).await,
-                        Err(reason) => bencode::failure(&mut body, reason),
+            let cfg = &w.cfg;
+            let c = &w.counters;
+            let mut content_type = "text/plain";
+            let (action, status) = match req.method {
+                Some("GET") if cfg.http && is(b"/announce") => {
+                    let ok = match client_ip(w, peer.ip(), &head) {
+                        Ok(ip) => announce(w, path, query, ip, &mut body).await,
+                        Err(reason) => {
+                            bencode::failure(&mut body, reason);
+                            false
+                        }
+                    };
+                    (Action::Announce, ok.then_some("200 OK"))
+                }
+                Some("GET") if cfg.http && is(b"/scrape") => {
+                    let ok = match client_ip(w, peer.ip(), &head) {
+                        Ok(ip) => scrape(w, path, query, ip, &mut body).await,
+                        Err(reason) => {
+                            bencode::failure(&mut body, reason);
+                            false
+                        }
+                    };
+                    (Action::Scrape, ok.then_some("200 OK"))
+                }
+                Some("GET") if cfg.stats && (path == b"/stats" || path == b"/stats.json") => {
+                    let stats = w.stats().await;
+                    if path == b"/stats.json" || head.json {
+                        content_type = "application/json";
+                        body.extend_from_slice(stats.json().as_bytes());
+                    } else {
+                        content_type = "text/html; charset=utf-8";
+                        body.extend_from_slice(stats.html().as_bytes());
                     }
-                    None
+                    (Action::Stats, Some("200 OK"))
                 }
-                Some("GET") if w.cfg.http && is(b"/scrape") => {
-                    scrape(&w, query, &mut body).await;
-                    None
+                Some("GET") if cfg.metrics && path == b"/metrics" => {
+                    content_type = "text/plain; version=0.0.4; charset=utf-8";
+                    body.extend_from_slice(w.stats().await.prometheus().as_bytes());
+                    (Action::Stats, Some("200 OK"))
                 }
-                Some("GET") => Some("404 Not Found"),
-                _ => Some(NOT_ALLOWED),
+                Some("GET") => (Action::Other, Some("404 Not Found")),
+                _ => (Action::Other, Some(NOT_ALLOWED)),
             };
+            c.request(HTTP, action);
+            match status {
+                Some("200 OK") => c.response(HTTP, action),
+                _ => c.error(HTTP, action),
+            }
             start += head_len + head.body;
             match status {
-                None => {
+                // A tracker-level refusal: bencoded, status 200.
+                None | Some("200 OK") => {
                     write_head(
                         &mut out,
                         "200 OK",
-                        "text/plain",
+                        content_type,
                         body.len(),
                         head.keep_alive,
                         head.http10,
@@ -260,14 +350,14 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
             }
             // A wrong method is no tracker client: answer it and hang up.
             if !head.keep_alive || status == Some(NOT_ALLOWED) {
-                flush(&mut stream, &mut out).await;
+                flush(w, &mut stream, &mut out).await;
                 return;
             }
-            if out.len() >= FLUSH_AT && !flush(&mut stream, &mut out).await {
+            if out.len() >= FLUSH_AT && !flush(w, &mut stream, &mut out).await {
                 return;
             }
         }
-        if !out.is_empty() && !flush(&mut stream, &mut out).await {
+        if !out.is_empty() && !flush(w, &mut stream, &mut out).await {
             return;
         }
         // Keep what is left of a partial request at the front of the buffer.
@@ -283,7 +373,7 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
         if end == buf.len() {
             if buf.len() >= MAX_HEAD + MAX_BODY {
                 write_error(&mut out, "431 Request Header Fields Too Large");
-                flush(&mut stream, &mut out).await;
+                flush(w, &mut stream, &mut out).await;
                 return;
             }
             buf.resize((buf.len() * 2).min(MAX_HEAD + MAX_BODY), 0);
@@ -301,6 +391,7 @@ async fn serve(w: Rc<Worker>, mut stream: TcpStream) {
         match stream.read(&mut buf[end..]).await {
             Ok(0) | Err(_) => return,
             Ok(n) => {
+                w.counters.bytes_in(HTTP, n);
                 if end == 0 {
                     began = Some(Instant::now());
                 }
@@ -353,15 +444,32 @@ pub fn announce_reply(
     wire::write_announce_reply(body, &form_for(cfg, a), s.complete, s.incomplete, peers);
 }
 
-async fn announce(w: &Worker, query: &[u8], ip: IpAddr, body: &mut Vec<u8>) {
+/// Answers an announce; false when the reply is a `failure reason`.
+async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut Vec<u8>) -> bool {
     let a = match wire::parse_announce(query) {
         Ok(a) => a,
-        Err(e) => return bencode::failure(body, e.message()),
+        Err(e) => {
+            bencode::failure(body, e.message());
+            return false;
+        }
     };
+    let r = FilterRequest {
+        action: FilterAction::Announce,
+        info_hash: Some(&a.request.info_hash),
+        peer_id: Some(&a.request.peer_id),
+        addr: ip,
+        protocol: HTTP,
+        path,
+        query,
+    };
+    if let Some(reason) = w.refused(&r) {
+        bencode::failure(body, &reason);
+        return false;
+    }
     let owner = w.owner(&a.request.info_hash);
     if owner == w.id {
         let mut peers = w.peers.borrow_mut();
-        return announce_reply(
+        announce_reply(
             &mut w.shard.borrow_mut(),
             &w.cfg,
             w.now(),
@@ -370,7 +478,14 @@ async fn announce(w: &Worker, query: &[u8], ip: IpAddr, body: &mut Vec<u8>) {
             &mut peers,
             body,
         );
+        w.announced(
+            &a.request,
+            Some(SocketAddr::new(ip, a.request.port)),
+            HTTP,
+        );
+        return true;
     }
+    w.counters.forwarded();
     let form = form_for(&w.cfg, &a);
     let want = want_for(&w.cfg, &a);
     let reply = w
@@ -383,22 +498,33 @@ async fn announce(w: &Worker, query: &[u8], ip: IpAddr, body: &mut Vec<u8>) {
         .await;
     match reply {
         Some(Reply::Announce { stats, peers, .. }) => {
-            wire::write_announce_reply(body, &form, stats.complete, stats.incomplete, &peers)
+            wire::write_announce_reply(body, &form, stats.complete, stats.incomplete, &peers);
+            true
         }
-        _ => bencode::failure(body, "tracker is shutting down"),
+        _ => {
+            bencode::failure(body, "tracker is shutting down");
+            false
+        }
     }
 }
 
-async fn scrape(w: &Worker, query: &[u8], body: &mut Vec<u8>) {
+/// Answers a scrape; false when the reply is a `failure reason`.
+async fn scrape(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut Vec<u8>) -> bool {
     let mut hashes: Vec<InfoHash> = Vec::new();
     if let Err(e) = wire::parse_scrape(query, w.cfg.max_scrape_hashes, &mut hashes) {
-        return bencode::failure(body, e.message());
+        bencode::failure(body, e.message());
+        return false;
+    }
+    if let Some(reason) = w.scrape_refused(&hashes, ip, HTTP, path, query) {
+        bencode::failure(body, &reason);
+        return false;
     }
     let entries = if hashes.is_empty() {
         if !w.cfg.full_scrape {
-            return bencode::failure(body, "full scrape is disabled: name an info_hash");
+            bencode::failure(body, "full scrape is disabled: name an info_hash");
+            return false;
         }
-        w.scrape_all().await
+        w.scrape_all_allowed().await
     } else {
         hashes.sort_unstable();
         hashes.dedup();
@@ -406,4 +532,5 @@ async fn scrape(w: &Worker, query: &[u8], body: &mut Vec<u8>) {
         hashes.into_iter().zip(stats).collect()
     };
     wire::write_scrape_reply(body, &entries, w.cfg.interval);
+    true
 }

@@ -3,6 +3,7 @@
 //! to the owner of an info hash, another carries replies back, so a worker
 //! busy sending replies never blocks one that is sending requests.
 
+use super::stats::WorkerStats;
 use crate::protocol::ws::WsAnnounce;
 use crate::protocol::{AnnounceRequest, InfoHash, PeerId, Peers, ScrapeStats};
 use crate::swarm::ws::Conn;
@@ -33,6 +34,8 @@ pub(crate) enum Request {
     Scrape { token: u32, hashes: Vec<InfoHash> },
     /// Counts for every torrent the owner has.
     ScrapeAll { token: u32 },
+    /// The owner's counters and totals.
+    Stats { token: u32 },
     /// A WebSocket announce from the peer on `conn`; the owner relays its
     /// offers and answer and replies with the counts.
     WsAnnounce {
@@ -70,6 +73,10 @@ pub(crate) enum Reply {
         token: u32,
         stats: ScrapeStats,
     },
+    Stats {
+        token: u32,
+        stats: Box<WorkerStats>,
+    },
 }
 
 impl Reply {
@@ -78,7 +85,8 @@ impl Reply {
             Reply::Announce { token, .. }
             | Reply::Scrape { token, .. }
             | Reply::ScrapeAll { token, .. }
-            | Reply::WsAnnounce { token, .. } => *token,
+            | Reply::WsAnnounce { token, .. }
+            | Reply::Stats { token, .. } => *token,
         }
     }
 }

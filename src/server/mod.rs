@@ -1,14 +1,25 @@
 //! The runtime, and the only code that knows glommio: one `LocalExecutor`
 //! per core, each with its own `SO_REUSEPORT` sockets and shard.
 
+pub mod access;
+pub mod events;
 mod http;
 mod mesh;
+mod state;
+pub mod stats;
+mod tls;
 mod udp;
 mod worker;
 mod ws;
 
 use crate::config::{LogLevel, ServerConfig};
 use crate::protocol::udp::ConnectionIds;
+use crate::swarm::TorrentInfo;
+use access::{Access, FilterHook, FilterRequest, Lists};
+use events::{EventSink, ServerEvent};
+use stats::{Stats, WorkerStats};
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -49,6 +60,9 @@ pub enum StartError {
     Runtime(String),
     /// A worker did not come up.
     Worker(String),
+    /// The configuration cannot work, or a file it names cannot be used
+    /// (allow or deny list, TLS certificate or key, state file).
+    Config(String),
 }
 
 impl fmt::Display for StartError {
@@ -69,19 +83,150 @@ impl fmt::Display for StartError {
                  LimitMEMLOCK); see tuning.md"
             ),
             StartError::Worker(e) => write!(f, "a worker failed to start: {e}"),
+            StartError::Config(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for StartError {}
 
+/// What the workers share with the [`Server`] handle: set rarely, read on
+/// their tick (never per request).
+pub(crate) struct Shared {
+    pub shutdown: Arc<AtomicBool>,
+    /// Bumped by every reload; a worker whose copy is older fetches anew.
+    generation: AtomicU64,
+    access: Mutex<Access>,
+    tls: Mutex<Option<Arc<rustls::ServerConfig>>>,
+    pub events: Option<EventSink>,
+    /// Where workers hand in their swarms as they stop (with a state file).
+    pub state: Option<crossbeam_channel::Sender<state::Blob>>,
+}
+
+impl Shared {
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current lists, hook and TLS configuration.
+    pub fn current(&self) -> (Access, Option<Arc<rustls::ServerConfig>>) {
+        let access = self.access.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let tls = self.tls.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        (access, tls)
+    }
+}
+
+/// Reads what a reload reads: the lists and the TLS files.
+fn load_files(cfg: &ServerConfig) -> Result<(Lists, Option<Arc<rustls::ServerConfig>>), String> {
+    let lists = Lists::load(cfg.allow.as_deref(), cfg.deny.as_deref())?;
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(tls::load(c, k)?),
+        _ => None,
+    };
+    Ok((lists, tls))
+}
+
 /// A running tracker.
 pub struct Server {
     handles: Vec<ExecutorJoinHandle<()>>,
-    shutdown: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    cfg: Arc<ServerConfig>,
+    control: Vec<crossbeam_channel::Sender<worker::Control>>,
+    saver: Option<state::Saver>,
     port: u16,
     http: Vec<SocketAddr>,
     udp: Vec<SocketAddr>,
+}
+
+/// Builds a [`Server`]: the reference server's options, a filter and an
+/// event stream.
+///
+/// ```no_run
+/// use bittorrent_tracker::Server;
+/// let server = Server::builder()
+///     .filter(|r| if r.query.starts_with(b"passkey=letmein") { Ok(()) } else { Err("bad passkey".into()) })
+///     .events(10_000)
+///     .listen(8000, None)
+///     .unwrap();
+/// println!("{:?}", server.http_addrs());
+/// ```
+#[derive(Clone, Default)]
+pub struct ServerBuilder {
+    cfg: ServerConfig,
+    filter: Option<FilterHook>,
+    events: Option<usize>,
+}
+
+impl ServerBuilder {
+    /// Starts from `cfg` instead of the defaults.
+    pub fn config(mut self, cfg: ServerConfig) -> Self {
+        self.cfg = cfg;
+        self
+    }
+
+    /// Which trackers run (all three by default).
+    pub fn protocols(mut self, http: bool, udp: bool, ws: bool) -> Self {
+        (self.cfg.http, self.cfg.udp, self.cfg.ws) = (http, udp, ws);
+        self
+    }
+
+    /// The announce interval; `min interval` and the peer time-to-live follow it.
+    pub fn interval(mut self, every: Duration) -> Self {
+        self.cfg
+            .set_interval(every.as_secs().clamp(1, u32::MAX as u64) as u32);
+        self
+    }
+
+    /// Take HTTP clients' addresses from `X-Forwarded-For`.
+    pub fn trust_proxy(mut self, on: bool) -> Self {
+        self.cfg.trust_proxy = on;
+        self
+    }
+
+    /// Worker executors (default: one per CPU).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.cfg.workers = n;
+        self
+    }
+
+    /// The reference's `filter`: called for every announce and scrape;
+    /// `Err(reason)` refuses it with that reason.
+    pub fn filter<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&FilterRequest<'_>) -> Result<(), String> + Send + Sync + 'static,
+    {
+        self.filter = Some(Arc::new(f));
+        self
+    }
+
+    /// Emits an event for every announce on a channel of `capacity` events
+    /// (see [`Server::events`]); events that find it full are dropped and
+    /// counted.
+    pub fn events(mut self, capacity: usize) -> Self {
+        self.events = Some(capacity);
+        self
+    }
+
+    /// Listens on `port` (0: any free one) of `host`, or of every address
+    /// (IPv4 and IPv6) when `host` is `None`, like the reference's
+    /// `server.listen(port, hostname)`.
+    pub fn listen(mut self, port: u16, host: Option<IpAddr>) -> Result<Server, StartError> {
+        self.cfg.port = port;
+        match host {
+            Some(IpAddr::V4(a)) => (self.cfg.listen_v4, self.cfg.listen_v6) = (Some(a), None),
+            Some(IpAddr::V6(a)) => {
+                (self.cfg.listen_v4, self.cfg.listen_v6) = (None, Some(a));
+                self.cfg.require_v6 = true;
+            }
+            None => {}
+        }
+        self.start()
+    }
+
+    /// Starts the server as configured.
+    pub fn start(self) -> Result<Server, StartError> {
+        Server::launch(self)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -242,9 +387,26 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 impl Server {
+    /// A builder, for library users.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
     /// Binds every socket, starts one pinned executor per worker, and returns
     /// once all of them serve.
     pub fn start(cfg: ServerConfig) -> Result<Server, StartError> {
+        Server::builder().config(cfg).start()
+    }
+
+    fn launch(b: ServerBuilder) -> Result<Server, StartError> {
+        let ServerBuilder {
+            cfg,
+            filter,
+            events,
+        } = b;
+        cfg.check().map_err(StartError::Config)?;
+        let (lists, tls) = load_files(&cfg).map_err(StartError::Config)?;
+        let restored = state::load(&cfg).map_err(StartError::Config)?;
         // Fail early, on this thread, with a clear reason when io_uring is unusable.
         drop(
             LocalExecutorBuilder::new(Placement::Unbound)
@@ -255,7 +417,20 @@ impl Server {
         let workers = cfg.workers.max(1);
         let sockets = bind_workers(&bound, workers)?;
         let cfg = Arc::new(cfg);
-        let shutdown = Arc::new(AtomicBool::new(false));
+        let (state_tx, state_rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            shutdown: Arc::new(AtomicBool::new(false)),
+            generation: AtomicU64::new(0),
+            access: Mutex::new(Access {
+                lists: Arc::new(lists),
+                hook: filter,
+            }),
+            tls: Mutex::new(tls),
+            events: events.map(EventSink::new),
+            state: cfg.state.is_some().then_some(state_tx),
+        });
+        let mut restored = restored.split(workers);
+        let mut control = Vec::with_capacity(workers);
         let conn_ids = ConnectionIds::new(random_bytes());
         let started = Instant::now();
         let requests = MeshBuilder::full(workers, mesh::CHANNEL_SIZE);
@@ -268,6 +443,8 @@ impl Server {
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(workers);
         let mut handles = Vec::with_capacity(workers);
         for (id, sockets) in sockets.into_iter().enumerate() {
+            let (control_tx, control_rx) = crossbeam_channel::unbounded();
+            control.push(control_tx);
             let placement = match cores.get(id % cores.len().max(1)) {
                 Some(core) => Placement::Fixed(core.id),
                 None => Placement::Unbound,
@@ -279,7 +456,10 @@ impl Server {
                 sockets,
                 requests: requests.clone(),
                 replies: replies.clone(),
-                shutdown: shutdown.clone(),
+                shared: shared.clone(),
+                control: control_rx,
+                restore: std::mem::take(&mut restored.blobs[id]),
+                restore_age: restored.age,
                 conn_ids: conn_ids.clone(),
                 started,
                 seed: u64::from_le_bytes(random_bytes()),
@@ -293,8 +473,8 @@ impl Server {
         }
         drop(ready_tx);
         for _ in 0..workers {
-            if let Err(e) = ready_rx.recv_timeout(Duration::from_secs(30)) {
-                shutdown.store(true, Ordering::Relaxed);
+            if let Err(e) = ready_rx.recv_timeout(Duration::from_secs(120)) {
+                shared.shutdown.store(true, Ordering::Relaxed);
                 return Err(StartError::Worker(format!("not ready: {e}")));
             }
         }
@@ -306,9 +486,16 @@ impl Server {
                 .map(|e| e.1)
                 .collect()
         };
+        let saver = cfg
+            .state
+            .is_some()
+            .then(|| state::Saver::start(cfg.clone(), control.clone(), state_rx));
         Ok(Server {
             handles,
-            shutdown,
+            shared,
+            cfg,
+            control,
+            saver,
             port: bound.port,
             http: pick(Proto::Tcp),
             udp: pick(Proto::Udp),
@@ -332,19 +519,91 @@ impl Server {
 
     /// A flag that, once set, makes the workers stop (for signal handlers).
     pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
-        self.shutdown.clone()
+        self.shared.shutdown.clone()
     }
 
-    /// Waits until the workers stop (after [`Server::shutdown_flag`] is set).
-    pub fn wait(self) {
-        for h in self.handles {
+    /// Whether the workers have been told to stop.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Reads the allow and deny lists and the TLS certificate and key again
+    /// (what SIGHUP does). On any error nothing changes. Workers pick the new
+    /// ones up within a tick (250 ms); swarms are left as they are.
+    pub fn reload(&self) -> Result<(), String> {
+        let (lists, tls) = load_files(&self.cfg)?;
+        self.shared
+            .access
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lists = Arc::new(lists);
+        *self.shared.tls.lock().unwrap_or_else(|e| e.into_inner()) = tls;
+        self.shared.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Asks every worker and gathers the answers (`None` if one is gone).
+    fn ask<T: Send + 'static>(
+        &self,
+        make: impl Fn(crossbeam_channel::Sender<T>) -> worker::Control,
+    ) -> Option<Vec<T>> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for c in &self.control {
+            c.send(make(tx.clone())).ok()?;
+        }
+        drop(tx);
+        (0..self.control.len())
+            .map(|_| rx.recv_timeout(Duration::from_secs(60)).ok())
+            .collect()
+    }
+
+    /// Every torrent with its counts and peers, sorted by info hash: the
+    /// reference's `server.torrents`. This walks every peer of every worker,
+    /// so it is for tools and tests, not for a tight loop.
+    pub fn torrents(&self) -> Vec<TorrentInfo> {
+        let mut all: Vec<TorrentInfo> = self
+            .ask(worker::Control::Torrents)
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect();
+        all.sort_unstable_by_key(|t| t.info_hash);
+        all
+    }
+
+    /// The figures of `/stats.json` and `/metrics`, merged over the workers.
+    pub fn stats(&self) -> Stats {
+        Stats::merge(
+            self.ask::<WorkerStats>(worker::Control::Stats)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The event stream ([`ServerBuilder::events`]): a receiver of every
+    /// announce. Clones share one queue.
+    pub fn events(&self) -> Option<crossbeam_channel::Receiver<ServerEvent>> {
+        self.shared.events.as_ref().map(|e| e.rx.clone())
+    }
+
+    /// Events dropped because the event stream was full.
+    pub fn events_dropped(&self) -> u64 {
+        self.shared.events.as_ref().map_or(0, |e| e.dropped())
+    }
+
+    /// Waits until the workers stop (after [`Server::shutdown_flag`] is
+    /// set), then writes the state file when there is one.
+    pub fn wait(mut self) {
+        for h in std::mem::take(&mut self.handles) {
             let _ = h.join();
+        }
+        if let Some(saver) = self.saver.take() {
+            saver.finish();
         }
     }
 
-    /// Stops the workers and waits for them.
+    /// Stops the workers and waits for them (and the last state save).
     pub fn shutdown(self) {
-        self.shutdown.store(true, Ordering::Relaxed);
+        self.shared.shutdown.store(true, Ordering::Relaxed);
         self.wait();
     }
 }

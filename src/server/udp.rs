@@ -3,7 +3,10 @@
 //! sources; every reply to an unverified source (connect) is no larger than
 //! the request.
 
+use super::access::{FilterAction, FilterRequest};
 use super::mesh;
+use crate::protocol::http::split_target;
+use super::stats::{Action, Protocol};
 use super::worker::Worker;
 use super::{log, LogLevel};
 use crate::config::ServerConfig;
@@ -16,6 +19,8 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
+
+const UDP: Protocol = Protocol::Udp;
 
 /// Datagrams taken per receive call.
 const BATCH: usize = 32;
@@ -46,7 +51,10 @@ pub(crate) async fn serve(w: Rc<Worker>, v6: bool) {
                 continue;
             };
             out.clear();
-            if handle(&w, inbox.packet(i), src, &mut out).await {
+            let packet = inbox.packet(i);
+            w.counters.bytes_in(Protocol::Udp, packet.len());
+            if handle(&w, packet, src, &mut out).await {
+                w.counters.bytes_out(Protocol::Udp, out.len());
                 outbox.push(0, Some(inbox.source(i)), |d| d.extend_from_slice(&out));
             }
         }
@@ -60,8 +68,11 @@ pub(crate) async fn serve(w: Rc<Worker>, v6: bool) {
 async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
     let ip = src.ip();
     let now = w.now();
+    let c = &w.counters;
     match udp::parse_request(packet) {
         Ok(Request::Connect { transaction_id }) => {
+            c.request(UDP, Action::Connect);
+            c.response(UDP, Action::Connect);
             udp::write_connect_reply(out, transaction_id, w.conn_ids.make(ip, now));
             true
         }
@@ -69,13 +80,36 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
             connection_id,
             transaction_id,
             announce,
+            options,
             ..
         }) => {
+            c.request(UDP, Action::Announce);
             if !w.conn_ids.check(connection_id, ip, now) {
+                c.error(UDP, Action::Announce);
                 return false;
+            }
+            if !w.open_access() {
+                let url = udp::url_data(options);
+                let (path, query) = split_target(&url);
+                let r = FilterRequest {
+                    action: FilterAction::Announce,
+                    info_hash: Some(&announce.info_hash),
+                    peer_id: Some(&announce.peer_id),
+                    addr: ip,
+                    protocol: UDP,
+                    path,
+                    query,
+                };
+                if let Some(reason) = w.refused(&r) {
+                    c.error(UDP, Action::Announce);
+                    udp::write_error(out, transaction_id, &reason);
+                    return true;
+                }
             }
             let owner = w.owner(&announce.info_hash);
             if owner == w.id {
+                c.response(UDP, Action::Announce);
+                w.announced(&announce, Some(SocketAddr::new(ip, announce.port)), UDP);
                 let mut peers = w.peers.borrow_mut();
                 let mut shard = w.shard.borrow_mut();
                 announce_reply(
@@ -95,6 +129,7 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
                 announce,
                 src,
             };
+            c.forwarded();
             w.forward(owner, req).await;
             false
         }
@@ -103,9 +138,20 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
             transaction_id,
             info_hashes,
         }) => {
+            c.request(UDP, Action::Scrape);
             if !w.conn_ids.check(connection_id, ip, now) {
+                c.error(UDP, Action::Scrape);
                 return false;
             }
+            if !w.open_access() {
+                let hashes: Vec<InfoHash> = info_hashes.iter().map(|h| InfoHash(*h)).collect();
+                if let Some(reason) = w.scrape_refused(&hashes, ip, UDP, b"", b"") {
+                    c.error(UDP, Action::Scrape);
+                    udp::write_error(out, transaction_id, &reason);
+                    return true;
+                }
+            }
+            c.response(UDP, Action::Scrape);
             if info_hashes
                 .iter()
                 .all(|h| InfoHash(*h).owner(w.workers) == w.id)
@@ -119,6 +165,7 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
             }
             // Hashes of other shards: gather their counts off the receive path.
             let hashes: Vec<InfoHash> = info_hashes.iter().map(|h| InfoHash(*h)).collect();
+            c.forwarded();
             let w = w.clone();
             glommio::spawn_local(async move {
                 let stats = w.scrape(&hashes).await;
@@ -132,13 +179,17 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
             .detach();
             false
         }
-        Err(e) => match e.header {
-            Some((cid, tid)) if w.conn_ids.check(cid, ip, now) => {
-                udp::write_error(out, tid, e.kind.message());
-                true
+        Err(e) => {
+            c.request(UDP, Action::Other);
+            c.error(UDP, Action::Other);
+            match e.header {
+                Some((cid, tid)) if w.conn_ids.check(cid, ip, now) => {
+                    udp::write_error(out, tid, e.kind.message());
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        },
+        }
     }
 }
 
@@ -179,6 +230,7 @@ pub(crate) async fn send(w: &Worker, buf: &[u8], dst: SocketAddr) {
     if let Some(sock) = w.udp(dst.is_ipv6()) {
         // A full socket buffer or an unreachable peer loses this one reply;
         // the client retransmits.
+        w.counters.bytes_out(Protocol::Udp, buf.len());
         let _ = sock.send_to(buf, dst).await;
     }
 }

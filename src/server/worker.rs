@@ -1,11 +1,16 @@
 //! One executor per core: its [`Shard`], its sockets, and its share of the mesh.
 
 use super::mesh::{Reply, Request};
+use super::access::{Access, FilterAction, FilterRequest};
+use super::events::{PeerEvent, ServerEvent};
+use super::stats::{Counters, Protocol, Stats, WorkerStats};
+use super::Shared;
 use super::{http, log, udp, ws};
 use crate::config::{LogLevel, ServerConfig};
 use crate::protocol::udp::ConnectionIds;
-use crate::protocol::{InfoHash, Peers, ScrapeStats};
-use crate::swarm::Shard;
+use crate::protocol::{AnnounceRequest, InfoHash, Peers, ScrapeStats};
+use crate::swarm::{Shard, TorrentInfo};
+use std::net::{IpAddr, SocketAddr};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::net::{TcpListener, UdpSocket};
@@ -15,12 +20,27 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often a worker refreshes its clock, sweeps and checks for shutdown.
 const TICK: Duration = Duration::from_millis(250);
+/// How often a worker looks for requests from outside the executors.
+const CONTROL_POLL: Duration = Duration::from_millis(10);
+/// Tracker time at start: it counts seconds from here, so that peers
+/// restored from a state file can keep a `last_seen` before the start.
+pub(crate) const CLOCK_BASE: u32 = 1 << 24;
+/// Torrents written per slice of a periodic state save.
+const SAVE_SLICE: usize = 4096;
+
+/// Requests from threads outside the executors (the [`super::Server`] handle).
+pub(crate) enum Control {
+    Stats(crossbeam_channel::Sender<WorkerStats>),
+    Torrents(crossbeam_channel::Sender<Vec<TorrentInfo>>),
+    /// The shard's state records.
+    Save(crossbeam_channel::Sender<super::state::Blob>),
+}
 /// Ticks for one full sweep of a shard (one minute).
 const SWEEP_TICKS: usize = 240;
 
@@ -41,7 +61,11 @@ pub(crate) struct Start {
     pub sockets: Sockets,
     pub requests: MeshBuilder<Request, Full>,
     pub replies: MeshBuilder<Reply, Full>,
-    pub shutdown: Arc<AtomicBool>,
+    pub shared: Arc<Shared>,
+    pub control: crossbeam_channel::Receiver<Control>,
+    /// State records to restore, and how old they are (seconds).
+    pub restore: Vec<u8>,
+    pub restore_age: u32,
     pub conn_ids: ConnectionIds,
     pub started: Instant,
     pub seed: u64,
@@ -59,6 +83,13 @@ pub(crate) struct Worker {
     pub udp6: Option<UdpSocket>,
     /// Scratch peer buffers for replies built on this worker.
     pub peers: RefCell<Peers>,
+    pub counters: Counters,
+    pub shared: Arc<Shared>,
+    /// This worker's copy of the lists and filter.
+    pub access: RefCell<Access>,
+    /// This worker's TLS acceptor, when the server has a certificate.
+    pub tls: RefCell<Option<futures_rustls::TlsAcceptor>>,
+    generation: Cell<u64>,
     now: Cell<u32>,
     started: Instant,
     requests: Option<Senders<Request>>,
@@ -154,6 +185,31 @@ impl Worker {
         all
     }
 
+    /// This worker's own figures.
+    pub fn own_stats(&self) -> WorkerStats {
+        let shard = self.shard.borrow();
+        WorkerStats {
+            worker: self.id,
+            counters: self.counters.snapshot(),
+            torrents: shard.torrents(),
+            totals: shard.totals(),
+            clients: shard.clients().iter().map(|(k, n)| (*k, *n)).collect(),
+        }
+    }
+
+    /// Every worker's figures, merged.
+    pub async fn stats(&self) -> Stats {
+        let mut all = vec![self.own_stats()];
+        for owner in (0..self.workers).filter(|&o| o != self.id) {
+            if let Some(Reply::Stats { stats, .. }) =
+                self.call(owner, |token| Request::Stats { token }).await
+            {
+                all.push(*stats);
+            }
+        }
+        Stats::merge(all)
+    }
+
     /// Registers a WebSocket connection's outgoing queue; returns its id.
     pub fn ws_register(&self, queue: futures_channel::mpsc::Sender<String>) -> u64 {
         let id = self.next_ws.get();
@@ -178,9 +234,136 @@ impl Worker {
         }
     }
 
+    /// Takes the lists and TLS configuration anew after a reload.
+    fn refresh(&self) {
+        let g = self.shared.generation();
+        if g != self.generation.get() {
+            let (access, tls) = self.shared.current();
+            *self.access.borrow_mut() = access;
+            *self.tls.borrow_mut() = tls.map(futures_rustls::TlsAcceptor::from);
+            self.generation.set(g);
+        }
+    }
+
+    /// No lists and no filter hook: every request passes.
+    #[inline]
+    pub fn open_access(&self) -> bool {
+        self.access.borrow().is_open()
+    }
+
+    /// Checks a request against the lists and the filter hook: the reason
+    /// when it is refused.
+    pub fn refused(&self, r: &FilterRequest<'_>) -> Option<String> {
+        let access = self.access.borrow();
+        if access.is_open() {
+            return None;
+        }
+        access.check(r).err()
+    }
+
+    /// Checks every hash of a scrape (or, with none, a scrape of every
+    /// torrent): the first refusal's reason.
+    pub fn scrape_refused(
+        &self,
+        hashes: &[InfoHash],
+        addr: IpAddr,
+        protocol: Protocol,
+        path: &[u8],
+        query: &[u8],
+    ) -> Option<String> {
+        if self.open_access() {
+            return None;
+        }
+        let mut r = FilterRequest {
+            action: FilterAction::Scrape,
+            info_hash: None,
+            peer_id: None,
+            addr,
+            protocol,
+            path,
+            query,
+        };
+        if hashes.is_empty() {
+            return self.refused(&r);
+        }
+        hashes.iter().find_map(|h| {
+            r.info_hash = Some(h);
+            self.refused(&r)
+        })
+    }
+
+    /// Every torrent with its counts that the lists let through (a full
+    /// scrape), sorted by hash.
+    pub async fn scrape_all_allowed(&self) -> Vec<(InfoHash, ScrapeStats)> {
+        let mut all = self.scrape_all().await;
+        let lists = self.access.borrow().lists.clone();
+        if !lists.is_open() {
+            all.retain(|(h, _)| lists.allows(h));
+        }
+        all
+    }
+
+    /// Tells the event stream that a WebSocket peer left with its connection.
+    pub fn ws_left(&self, info_hash: InfoHash, peer_id: crate::protocol::PeerId) {
+        if let Some(events) = &self.shared.events {
+            events.send(ServerEvent {
+                event: PeerEvent::Stop,
+                info_hash,
+                peer_id,
+                addr: None,
+                protocol: Protocol::Ws,
+            });
+        }
+    }
+
+    /// Tells the event stream about an announce this worker applied.
+    #[inline]
+    pub fn announced(&self, a: &AnnounceRequest, addr: Option<SocketAddr>, p: Protocol) {
+        if let Some(events) = &self.shared.events {
+            events.emit(a, addr, p);
+        }
+    }
+
+    /// The shard's state records, a slice at a time so requests go on
+    /// between slices (`sliced`), or all at once.
+    async fn state_records(&self, sliced: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        loop {
+            {
+                let shard = self.shard.borrow();
+                if at >= shard.torrents() {
+                    break;
+                }
+                at = shard.dump(at, SAVE_SLICE, self.now(), &mut out);
+            }
+            if sliced {
+                futures_lite::future::yield_now().await;
+            }
+        }
+        out
+    }
+
+    async fn serve_control(&self, c: Control) {
+        match c {
+            Control::Stats(tx) => {
+                let _ = tx.send(self.own_stats());
+            }
+            Control::Torrents(tx) => {
+                let mut all = Vec::new();
+                self.shard.borrow().torrents_info(&mut all);
+                let _ = tx.send(all);
+            }
+            Control::Save(tx) => {
+                let _ = tx.send((self.id, self.state_records(true).await));
+            }
+        }
+    }
+
     fn tick(&self) {
-        let now = self.started.elapsed().as_secs() as u32;
+        let now = clock(self.started);
         self.now.set(now);
+        self.refresh();
         let mut shard = self.shard.borrow_mut();
         let budget = shard.torrents() / SWEEP_TICKS + 64;
         shard.sweep(now, budget);
@@ -196,6 +379,8 @@ impl Worker {
             } => {
                 out.clear();
                 let now = self.now();
+                self.counters
+                    .response(super::stats::Protocol::Udp, super::stats::Action::Announce);
                 udp::announce_reply(
                     &mut self.shard.borrow_mut(),
                     &self.cfg,
@@ -205,6 +390,11 @@ impl Worker {
                     src,
                     peers,
                     out,
+                );
+                self.announced(
+                    &announce,
+                    Some(SocketAddr::new(src.ip(), announce.port)),
+                    Protocol::Udp,
                 );
                 udp::send(self, out, src).await;
                 return;
@@ -220,6 +410,11 @@ impl Worker {
                     self.shard
                         .borrow_mut()
                         .announce(&announce, ip, self.now(), &want, &mut peers);
+                self.announced(
+                    &announce,
+                    Some(SocketAddr::new(ip, announce.port)),
+                    Protocol::Http,
+                );
                 Reply::Announce {
                     token,
                     stats,
@@ -236,6 +431,10 @@ impl Worker {
                 self.shard.borrow().scrape_all(&mut entries);
                 Reply::ScrapeAll { token, entries }
             }
+            Request::Stats { token } => Reply::Stats {
+                token,
+                stats: Box::new(self.own_stats()),
+            },
             Request::WsAnnounce {
                 token,
                 conn,
@@ -291,7 +490,10 @@ pub(crate) async fn run(start: Start) {
         sockets,
         requests,
         replies,
-        shutdown,
+        shared,
+        control,
+        restore,
+        restore_age,
         conn_ids,
         started,
         seed,
@@ -310,19 +512,31 @@ pub(crate) async fn run(start: Start) {
     } else {
         (None, None, None, None)
     };
+    let mut shard = Shard::with_capacity(
+        cfg.peer_ttl,
+        seed,
+        cfg.reserve_torrents.div_ceil(workers),
+    );
+    let now = clock(started);
+    for r in crate::swarm::state::records(&restore).map_while(Result::ok) {
+        shard.restore(&r, now, restore_age);
+    }
+    drop(restore);
+    let (access, tls) = shared.current();
     let w = Rc::new(Worker {
         id,
         workers,
-        shard: RefCell::new(Shard::with_capacity(
-            cfg.peer_ttl,
-            seed,
-            cfg.reserve_torrents.div_ceil(workers),
-        )),
+        shard: RefCell::new(shard),
         conn_ids,
         udp4: udp_socket(sockets.udp4),
         udp6: udp_socket(sockets.udp6),
         peers: RefCell::new(Peers::default()),
-        now: Cell::new(started.elapsed().as_secs() as u32),
+        counters: Counters::default(),
+        access: RefCell::new(access),
+        tls: RefCell::new(tls.map(futures_rustls::TlsAcceptor::from)),
+        generation: Cell::new(shared.generation()),
+        shared,
+        now: Cell::new(now),
         started,
         requests: req_tx,
         replies: rep_tx,
@@ -366,9 +580,30 @@ pub(crate) async fn run(start: Start) {
     {
         spawn_local(http::accept(w.clone(), listener)).detach();
     }
+    {
+        let w = w.clone();
+        spawn_local(async move {
+            loop {
+                glommio::timer::sleep(CONTROL_POLL).await;
+                while let Ok(c) = control.try_recv() {
+                    w.serve_control(c).await;
+                }
+            }
+        })
+        .detach();
+    }
     let _ = ready.send(id);
-    while !shutdown.load(Ordering::Relaxed) {
+    while !w.shared.shutdown.load(Ordering::Relaxed) {
         glommio::timer::sleep(TICK).await;
         w.tick();
     }
+    if let Some(tx) = &w.shared.state {
+        let records = w.state_records(false).await;
+        let _ = tx.send((id, records));
+    }
+}
+
+/// Tracker time: seconds since `started`, from [`CLOCK_BASE`].
+pub(crate) fn clock(started: Instant) -> u32 {
+    CLOCK_BASE.saturating_add(started.elapsed().as_secs().min(u32::MAX as u64) as u32)
 }

@@ -13,7 +13,11 @@ use crate::protocol::ws::{self as wire, WsAnnounce, WsError, WsRequest};
 use crate::protocol::{Event, InfoHash, PeerId};
 use crate::swarm::ws::Conn;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use glommio::net::TcpStream;
+use super::access::{FilterAction, FilterRequest};
+use super::stats::{Action, Protocol};
+use super::tls::Conn as Stream;
+use crate::protocol::http::split_target;
+use std::net::IpAddr;
 use std::io::{Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -21,6 +25,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
+
+const WS: Protocol = Protocol::Ws;
 
 /// Largest message accepted; a larger one closes the connection (1009).
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -117,6 +123,7 @@ pub(crate) async fn at_owner(
         if a.answer_only {
             shard.scrape(&hash)
         } else {
+            w.announced(&a.request, None, Protocol::Ws);
             let mut targets = Vec::new();
             let offers = a.offers.len().min(w.cfg.numwant_max as usize);
             let stats = shard.ws_announce(&a.request, conn, now, offers, &mut targets);
@@ -142,7 +149,7 @@ enum Wake {
 
 /// Serves one WebSocket connection whose handshake is done; `early` holds
 /// bytes that came in behind the upgrade request.
-pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, early: Vec<u8>) {
+pub(crate) async fn serve(w: Rc<Worker>, stream: Stream, early: Vec<u8>, ip: IpAddr, target: Vec<u8>) {
     let _ = stream.set_read_timeout(None);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let (mut reader, mut writer) = futures_lite::io::split(stream);
@@ -193,7 +200,13 @@ pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, early: Vec<u8>) {
         loop {
             match ws.read() {
                 Ok(Message::Text(text)) => {
-                    handle(&w, &mut ws, &mut joined, conn, text.as_str()).await
+                    w.counters.bytes_in(Protocol::Ws, text.len());
+                    let from = From {
+                        conn,
+                        ip,
+                        target: &target,
+                    };
+                    handle(&w, &mut ws, &mut joined, from, text.as_str()).await
                 }
                 Ok(Message::Binary(_)) => {
                     send_error(&mut ws, "binary messages are not supported", None)
@@ -220,6 +233,7 @@ pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, early: Vec<u8>) {
         }
         let _ = ws.flush();
         let pending = std::mem::take(&mut ws.get_mut().output);
+        w.counters.bytes_out(Protocol::Ws, pending.len());
         if !pending.is_empty() && writer.write_all(&pending).await.is_err() {
             break;
         }
@@ -272,6 +286,7 @@ pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, early: Vec<u8>) {
     w.ws_unregister(conn.id);
     // Closing counts as `stopped` in every swarm the connection joined.
     for (info_hash, peer_id) in joined {
+        w.ws_left(info_hash, peer_id);
         let owner = w.owner(&info_hash);
         if owner == w.id {
             w.shard.borrow_mut().ws_remove(&info_hash, &peer_id, conn);
@@ -289,6 +304,17 @@ pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, early: Vec<u8>) {
     }
 }
 
+/// Sends a refusal whose reason the filter made.
+fn send_refusal(
+    ws: &mut WebSocket<Pipe>,
+    reason: &str,
+    action: &str,
+    info_hash: Option<InfoHash>,
+) {
+    let reply = wire::refusal_reply(reason, action, info_hash.as_ref());
+    let _ = ws.send(Message::text(reply));
+}
+
 fn send_error(ws: &mut WebSocket<Pipe>, reason: &'static str, info_hash: Option<InfoHash>) {
     let e = WsError {
         reason,
@@ -298,23 +324,44 @@ fn send_error(ws: &mut WebSocket<Pipe>, reason: &'static str, info_hash: Option<
     let _ = ws.send(Message::text(wire::error_reply(&e)));
 }
 
+/// Where a message came from: the connection, the client's address and the
+/// upgrade request's target (path and query, for the filter).
+struct From<'a> {
+    conn: Conn,
+    ip: IpAddr,
+    target: &'a [u8],
+}
+
 async fn handle(
     w: &Worker,
     ws: &mut WebSocket<Pipe>,
     joined: &mut Vec<(InfoHash, PeerId)>,
-    conn: Conn,
+    from: From<'_>,
     text: &str,
 ) {
+    let conn = from.conn;
+    let (path, query) = split_target(from.target);
+    let c = &w.counters;
     let reply = match wire::parse(text) {
-        Err(e) => wire::error_reply(&e),
+        Err(e) => {
+            c.request(WS, Action::Other);
+            c.error(WS, Action::Other);
+            wire::error_reply(&e)
+        }
         Ok(WsRequest::Scrape(mut hashes)) => {
+            c.request(WS, Action::Scrape);
+            hashes.truncate(w.cfg.max_scrape_hashes);
+            if let Some(reason) = w.scrape_refused(&hashes, from.ip, WS, path, query) {
+                c.error(WS, Action::Scrape);
+                return send_refusal(ws, &reason, "scrape", hashes.first().copied());
+            }
+            c.response(WS, Action::Scrape);
             if hashes.is_empty() {
                 if !w.cfg.full_scrape {
                     return send_error(ws, "full scrape is disabled: name an info_hash", None);
                 }
-                wire::scrape_reply(&w.scrape_all().await)
+                wire::scrape_reply(&w.scrape_all_allowed().await)
             } else {
-                hashes.truncate(w.cfg.max_scrape_hashes);
                 hashes.sort_unstable();
                 hashes.dedup();
                 let stats = w.scrape(&hashes).await;
@@ -322,7 +369,22 @@ async fn handle(
             }
         }
         Ok(WsRequest::Announce(a)) => {
+            c.request(WS, Action::Announce);
             let (hash, peer, event) = (a.request.info_hash, a.request.peer_id, a.request.event);
+            let r = FilterRequest {
+                action: FilterAction::Announce,
+                info_hash: Some(&hash),
+                peer_id: Some(&peer),
+                addr: from.ip,
+                protocol: WS,
+                path,
+                query,
+            };
+            if let Some(reason) = w.refused(&r) {
+                c.error(WS, Action::Announce);
+                return send_refusal(ws, &reason, "announce", Some(hash));
+            }
+            c.response(WS, Action::Announce);
             let joins =
                 !a.answer_only && event != Event::Stopped && !joined.contains(&(hash, peer));
             if joins && joined.len() >= MAX_JOINED {

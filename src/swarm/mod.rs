@@ -2,6 +2,7 @@
 //! owns one [`Shard`]: the swarms of the info hashes that map to it.
 
 pub mod peers;
+pub mod state;
 pub mod ws;
 
 use crate::protocol::clients::ClientKey;
@@ -11,7 +12,7 @@ use crate::protocol::{
 use indexmap::IndexMap;
 use peers::{PeerList, PeerMeta};
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use ws::{Conn, WsPeers};
 
 /// Seconds a relayed offer waits for its answer.
@@ -303,6 +304,35 @@ impl Tally {
     }
 }
 
+/// One peer of a [`TorrentInfo`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Address and announced port; `None` for a WebSocket peer, which is
+    /// reached through its connection.
+    pub addr: Option<SocketAddr>,
+    pub peer_id: PeerId,
+    pub seeder: bool,
+}
+
+/// One torrent with its counts and peers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TorrentInfo {
+    pub info_hash: InfoHash,
+    pub complete: u32,
+    pub incomplete: u32,
+    pub downloaded: u32,
+    pub peers: Vec<PeerInfo>,
+}
+
+fn peer_addr(b: &[u8]) -> SocketAddr {
+    let port = u16::from_be_bytes([b[b.len() - 2], b[b.len() - 1]]);
+    let ip: IpAddr = match b.len() {
+        6 => <[u8; 4]>::try_from(&b[..4]).expect("4 bytes").into(),
+        _ => <[u8; 16]>::try_from(&b[..16]).expect("16 bytes").into(),
+    };
+    SocketAddr::new(ip, port)
+}
+
 /// An offer the tracker relayed, waiting for its answer.
 #[derive(Clone, Copy, Debug)]
 struct SentOffer {
@@ -573,6 +603,40 @@ impl Shard {
     /// Appends every torrent and its counts (a full scrape).
     pub fn scrape_all(&self, out: &mut Vec<(InfoHash, ScrapeStats)>) {
         out.extend(self.torrents.iter().map(|(h, s)| (*h, s.stats())));
+    }
+
+    /// Every torrent with its counts and peers (for the library's
+    /// `Server::torrents`; this walks every peer).
+    pub fn torrents_info(&self, out: &mut Vec<TorrentInfo>) {
+        out.extend(self.torrents.iter().map(|(h, s)| {
+            let st = s.stats();
+            let mut peers = Vec::with_capacity((st.complete + st.incomplete) as usize);
+            let ip = |(a, m, seeder): (&[u8; 6], &PeerMeta, bool)| PeerInfo {
+                addr: Some(peer_addr(a)),
+                peer_id: m.peer_id,
+                seeder,
+            };
+            peers.extend(s.v4.peers.iter().map(ip));
+            peers.extend(s.v6().peers.iter().map(|(a, m, seeder)| PeerInfo {
+                addr: Some(peer_addr(a)),
+                peer_id: m.peer_id,
+                seeder,
+            }));
+            if let Some(w) = &s.ws {
+                peers.extend(w.iter().map(|(id, seeder)| PeerInfo {
+                    addr: None,
+                    peer_id: *id,
+                    seeder,
+                }));
+            }
+            TorrentInfo {
+                info_hash: *h,
+                complete: st.complete,
+                incomplete: st.incomplete,
+                downloaded: st.downloaded,
+                peers,
+            }
+        }));
     }
 
     /// Visits up to `budget` torrents from where the last call stopped,

@@ -49,6 +49,11 @@ impl WsPeers {
         self.peers.iter().position(|p| p.id == *id)
     }
 
+    /// Every peer: its id and whether it seeds.
+    pub fn iter(&self) -> impl Iterator<Item = (&PeerId, bool)> {
+        self.peers.iter().map(|p| (&p.id, p.seeder))
+    }
+
     /// The connection of peer `id`.
     pub fn conn(&self, id: &PeerId) -> Option<Conn> {
         self.find(id).map(|i| self.peers[i].conn)

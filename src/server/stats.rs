@@ -1,0 +1,544 @@
+//! Counters and their renderings: `/stats` (HTML), `/stats.json` (the
+//! reference's fields) and `/metrics` (Prometheus text).
+//!
+//! Each worker counts its own requests in plain cells (no atomics, no
+//! sharing) and its shard keeps peer totals as peers come and go; a stats
+//! request gathers one [`WorkerStats`] per worker over the mesh and merges
+//! them. Nothing here walks the peers.
+
+use crate::protocol::clients::ClientKey;
+use crate::swarm::Totals;
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The protocol a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Udp,
+    Http,
+    Ws,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::Udp, Protocol::Http, Protocol::Ws];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Http => "http",
+            Protocol::Ws => "ws",
+        }
+    }
+}
+
+/// What a request asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Connect,
+    Announce,
+    Scrape,
+    /// `/stats`, `/stats.json`, `/metrics`.
+    Stats,
+    /// Anything else: unknown paths, unparseable packets and messages.
+    Other,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::Connect,
+        Action::Announce,
+        Action::Scrape,
+        Action::Stats,
+        Action::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Connect => "connect",
+            Action::Announce => "announce",
+            Action::Scrape => "scrape",
+            Action::Stats => "stats",
+            Action::Other => "other",
+        }
+    }
+}
+
+const P: usize = Protocol::ALL.len();
+const A: usize = Action::ALL.len();
+
+/// A worker's request counters. Only its own thread touches them.
+#[derive(Default)]
+pub(crate) struct Counters {
+    requests: [[Cell<u64>; A]; P],
+    responses: [[Cell<u64>; A]; P],
+    errors: [[Cell<u64>; A]; P],
+    bytes_in: [Cell<u64>; P],
+    bytes_out: [Cell<u64>; P],
+    forwarded: Cell<u64>,
+    connections: [Cell<u64>; P],
+}
+
+#[inline]
+fn bump(c: &Cell<u64>, n: u64) {
+    c.set(c.get().wrapping_add(n));
+}
+
+impl Counters {
+    /// A request arrived (`bytes` long, when the protocol counts by message).
+    #[inline]
+    pub fn request(&self, p: Protocol, a: Action) {
+        bump(&self.requests[p as usize][a as usize], 1);
+    }
+    /// A request was answered.
+    #[inline]
+    pub fn response(&self, p: Protocol, a: Action) {
+        bump(&self.responses[p as usize][a as usize], 1);
+    }
+    /// A request was refused, answered with an error or not at all.
+    #[inline]
+    pub fn error(&self, p: Protocol, a: Action) {
+        bump(&self.errors[p as usize][a as usize], 1);
+    }
+    #[inline]
+    pub fn bytes_in(&self, p: Protocol, n: usize) {
+        bump(&self.bytes_in[p as usize], n as u64);
+    }
+    #[inline]
+    pub fn bytes_out(&self, p: Protocol, n: usize) {
+        bump(&self.bytes_out[p as usize], n as u64);
+    }
+    /// A request went to the worker that owns its info hash.
+    #[inline]
+    pub fn forwarded(&self) {
+        bump(&self.forwarded, 1);
+    }
+    /// A connection opened (`true`) or closed.
+    pub fn connection(&self, p: Protocol, open: bool) {
+        let c = &self.connections[p as usize];
+        c.set(if open {
+            c.get() + 1
+        } else {
+            c.get().saturating_sub(1)
+        });
+    }
+
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let grid = |g: &[[Cell<u64>; A]; P]| g.each_ref().map(|r| r.each_ref().map(Cell::get));
+        CounterSnapshot {
+            requests: grid(&self.requests),
+            responses: grid(&self.responses),
+            errors: grid(&self.errors),
+            bytes_in: self.bytes_in.each_ref().map(Cell::get),
+            bytes_out: self.bytes_out.each_ref().map(Cell::get),
+            forwarded: self.forwarded.get(),
+            connections: self.connections.each_ref().map(Cell::get),
+        }
+    }
+}
+
+/// A copy of a worker's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    pub requests: [[u64; A]; P],
+    pub responses: [[u64; A]; P],
+    pub errors: [[u64; A]; P],
+    pub bytes_in: [u64; P],
+    pub bytes_out: [u64; P],
+    pub forwarded: u64,
+    /// Open HTTP and WebSocket connections (UDP has none).
+    pub connections: [u64; P],
+}
+
+impl CounterSnapshot {
+    pub fn requests(&self, p: Protocol, a: Action) -> u64 {
+        self.requests[p as usize][a as usize]
+    }
+    pub fn responses(&self, p: Protocol, a: Action) -> u64 {
+        self.responses[p as usize][a as usize]
+    }
+    pub fn errors(&self, p: Protocol, a: Action) -> u64 {
+        self.errors[p as usize][a as usize]
+    }
+
+    fn add(&mut self, o: &CounterSnapshot) {
+        for p in 0..P {
+            for a in 0..A {
+                self.requests[p][a] += o.requests[p][a];
+                self.responses[p][a] += o.responses[p][a];
+                self.errors[p][a] += o.errors[p][a];
+            }
+            self.bytes_in[p] += o.bytes_in[p];
+            self.bytes_out[p] += o.bytes_out[p];
+            self.connections[p] += o.connections[p];
+        }
+        self.forwarded += o.forwarded;
+    }
+}
+
+/// One worker's figures: its counters and its shard's totals.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerStats {
+    pub worker: usize,
+    pub counters: CounterSnapshot,
+    /// Torrents the shard knows (active or kept for their `completed` count).
+    pub torrents: usize,
+    pub totals: Totals,
+    /// Peers by client and version.
+    pub clients: Vec<(ClientKey, u32)>,
+}
+
+/// Every worker's figures, and their sum.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub workers: Vec<WorkerStats>,
+    pub total: WorkerStats,
+}
+
+impl Stats {
+    /// Merges the workers' figures (in any order).
+    pub fn merge(mut workers: Vec<WorkerStats>) -> Stats {
+        workers.sort_by_key(|w| w.worker);
+        let mut total = WorkerStats::default();
+        let mut clients: BTreeMap<ClientKey, u32> = BTreeMap::new();
+        for w in &workers {
+            total.counters.add(&w.counters);
+            total.torrents += w.torrents;
+            let (t, s) = (&mut total.totals, &w.totals);
+            t.seeders += s.seeders;
+            t.leechers += s.leechers;
+            t.peers_v4 += s.peers_v4;
+            t.peers_v6 += s.peers_v6;
+            t.peers_ws += s.peers_ws;
+            t.completed += s.completed;
+            t.active_torrents += s.active_torrents;
+            for &(k, n) in &w.clients {
+                *clients.entry(k).or_default() += n;
+            }
+        }
+        total.clients = clients.into_iter().collect();
+        Stats { workers, total }
+    }
+
+    /// Peers by client name, then version.
+    pub fn clients(&self) -> BTreeMap<&'static str, BTreeMap<String, u64>> {
+        let mut out: BTreeMap<&'static str, BTreeMap<String, u64>> = BTreeMap::new();
+        for &(k, n) in &self.total.clients {
+            let (name, version) = k.describe();
+            *out.entry(name).or_default().entry(version).or_default() += n as u64;
+        }
+        out
+    }
+
+    /// `/stats.json`: the reference's fields, plus this tracker's own.
+    ///
+    /// A peer here is a peer in a swarm: a client in three swarms counts
+    /// three times. The reference counts distinct peer ids by walking every
+    /// peer of every swarm on each request; that walk is what this tracker
+    /// avoids, so `peersSeederAndLeecher` (one peer id seeding one torrent
+    /// and leeching another) is always 0.
+    pub fn json(&self) -> String {
+        let t = &self.total.totals;
+        let c = &self.total.counters;
+        let mut clients = serde_json::Map::new();
+        for (name, versions) in self.clients() {
+            let v: serde_json::Map<String, serde_json::Value> = versions
+                .into_iter()
+                .map(|(v, n)| (v, serde_json::Value::from(n)))
+                .collect();
+            clients.insert(name.to_string(), serde_json::Value::Object(v));
+        }
+        let mut requests = serde_json::Map::new();
+        for p in Protocol::ALL {
+            let per: serde_json::Map<String, serde_json::Value> = Action::ALL
+                .iter()
+                .filter(|&&a| c.requests(p, a) > 0)
+                .map(|&a| (a.name().to_string(), c.requests(p, a).into()))
+                .collect();
+            requests.insert(p.name().to_string(), per.into());
+        }
+        serde_json::json!({
+            "torrents": self.total.torrents,
+            "activeTorrents": t.active_torrents,
+            "peersAll": t.seeders + t.leechers,
+            "peersSeederOnly": t.seeders,
+            "peersLeecherOnly": t.leechers,
+            "peersSeederAndLeecher": 0,
+            "peersIPv4": t.peers_v4,
+            "peersIPv6": t.peers_v6,
+            "peersWebSocket": t.peers_ws,
+            "completed": t.completed,
+            "clients": clients,
+            "workers": self.workers.len(),
+            "requests": requests,
+        })
+        .to_string()
+    }
+
+    /// `/stats`: the same figures as a page.
+    pub fn html(&self) -> String {
+        let t = &self.total.totals;
+        let mut h = String::with_capacity(4096);
+        h.push_str(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Tracker statistics</title>\
+             <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}\
+             td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}td.n{text-align:right}</style>\
+             </head><body>\n<h1>Tracker statistics</h1>\n<table>\n",
+        );
+        let row = |h: &mut String, name: &str, v: u64| {
+            let _ = writeln!(h, "<tr><th>{name}</th><td class=\"n\">{v}</td></tr>");
+        };
+        row(&mut h, "Torrents", self.total.torrents as u64);
+        row(&mut h, "Active torrents", t.active_torrents as u64);
+        row(&mut h, "Peers", (t.seeders + t.leechers) as u64);
+        row(&mut h, "Seeders", t.seeders as u64);
+        row(&mut h, "Leechers", t.leechers as u64);
+        row(&mut h, "IPv4 peers", t.peers_v4 as u64);
+        row(&mut h, "IPv6 peers", t.peers_v6 as u64);
+        row(&mut h, "WebSocket peers", t.peers_ws as u64);
+        row(&mut h, "Downloads completed", t.completed);
+        h.push_str("</table>\n<h2>Clients</h2>\n<table>\n<tr><th>Client</th><th>Version</th><th>Peers</th></tr>\n");
+        for (name, versions) in self.clients() {
+            for (version, n) in versions {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td class=\"n\">{n}</td></tr>",
+                    escape(name),
+                    escape(&version)
+                );
+            }
+        }
+        h.push_str("</table>\n<h2>Requests</h2>\n<table>\n<tr><th>Protocol</th><th>Action</th><th>Requests</th><th>Answered</th><th>Errors</th></tr>\n");
+        let c = &self.total.counters;
+        for p in Protocol::ALL {
+            for a in Action::ALL {
+                if c.requests(p, a) == 0 {
+                    continue;
+                }
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                    p.name(),
+                    a.name(),
+                    c.requests(p, a),
+                    c.responses(p, a),
+                    c.errors(p, a)
+                );
+            }
+        }
+        h.push_str("</table>\n</body></html>\n");
+        h
+    }
+
+    /// `/metrics`: Prometheus text format. Totals carry no `worker` label;
+    /// the per-worker series are the `tracker_worker_*` families.
+    pub fn prometheus(&self) -> String {
+        let mut m = String::with_capacity(8192);
+        let c = &self.total.counters;
+        let help = |m: &mut String, name: &str, kind: &str, text: &str| {
+            let _ = writeln!(m, "# HELP {name} {text}\n# TYPE {name} {kind}");
+        };
+        for (name, text, get) in [
+            (
+                "tracker_requests_total",
+                "Requests received.",
+                CounterSnapshot::requests as fn(&CounterSnapshot, Protocol, Action) -> u64,
+            ),
+            (
+                "tracker_responses_total",
+                "Requests answered successfully.",
+                CounterSnapshot::responses,
+            ),
+            (
+                "tracker_errors_total",
+                "Requests refused, answered with an error, or dropped.",
+                CounterSnapshot::errors,
+            ),
+        ] {
+            help(&mut m, name, "counter", text);
+            for p in Protocol::ALL {
+                for a in Action::ALL {
+                    let _ = writeln!(
+                        m,
+                        "{name}{{protocol=\"{}\",action=\"{}\"}} {}",
+                        p.name(),
+                        a.name(),
+                        get(c, p, a)
+                    );
+                }
+            }
+        }
+        for (name, text, v) in [
+            ("tracker_received_bytes_total", "Bytes received.", &c.bytes_in),
+            ("tracker_sent_bytes_total", "Bytes sent.", &c.bytes_out),
+        ] {
+            help(&mut m, name, "counter", text);
+            for p in Protocol::ALL {
+                let _ = writeln!(m, "{name}{{protocol=\"{}\"}} {}", p.name(), v[p as usize]);
+            }
+        }
+        help(
+            &mut m,
+            "tracker_connections",
+            "gauge",
+            "Open HTTP and WebSocket connections.",
+        );
+        for p in [Protocol::Http, Protocol::Ws] {
+            let _ = writeln!(
+                m,
+                "tracker_connections{{protocol=\"{}\"}} {}",
+                p.name(),
+                c.connections[p as usize]
+            );
+        }
+        help(
+            &mut m,
+            "tracker_forwarded_total",
+            "counter",
+            "Requests handed to the worker that owns their info hash.",
+        );
+        let _ = writeln!(m, "tracker_forwarded_total {}", c.forwarded);
+        let gauges = |w: &WorkerStats| {
+            let t = &w.totals;
+            [
+                ("torrents", "Torrents known.", w.torrents as u64),
+                (
+                    "active_torrents",
+                    "Torrents with at least one peer.",
+                    t.active_torrents as u64,
+                ),
+                ("seeders", "Peers that seed.", t.seeders as u64),
+                ("leechers", "Peers that leech.", t.leechers as u64),
+                ("peers_ipv4", "HTTP and UDP peers over IPv4.", t.peers_v4 as u64),
+                ("peers_ipv6", "HTTP and UDP peers over IPv6.", t.peers_v6 as u64),
+                ("peers_websocket", "WebSocket peers.", t.peers_ws as u64),
+                (
+                    "completed_total",
+                    "Downloads completed (completed events).",
+                    t.completed,
+                ),
+            ]
+        };
+        for (i, (name, text, v)) in gauges(&self.total).into_iter().enumerate() {
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            help(&mut m, &format!("tracker_{name}"), kind, text);
+            let _ = writeln!(m, "tracker_{name} {v}");
+            let per = format!("tracker_worker_{name}");
+            help(&mut m, &per, kind, &format!("{text} By worker."));
+            for w in &self.workers {
+                let _ = writeln!(m, "{per}{{worker=\"{}\"}} {}", w.worker, gauges(w)[i].2);
+            }
+        }
+        help(
+            &mut m,
+            "tracker_worker_requests_total",
+            "counter",
+            "Requests received, by worker.",
+        );
+        for w in &self.workers {
+            for p in Protocol::ALL {
+                let n: u64 = w.counters.requests[p as usize].iter().sum();
+                let _ = writeln!(
+                    m,
+                    "tracker_worker_requests_total{{worker=\"{}\",protocol=\"{}\"}} {n}",
+                    w.worker,
+                    p.name()
+                );
+            }
+        }
+        m
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::PeerId;
+
+    fn worker(id: usize, seeders: usize, leechers: usize, client: &[u8; 8]) -> WorkerStats {
+        let c = Counters::default();
+        c.request(Protocol::Udp, Action::Announce);
+        c.response(Protocol::Udp, Action::Announce);
+        c.request(Protocol::Http, Action::Scrape);
+        c.error(Protocol::Http, Action::Scrape);
+        c.bytes_in(Protocol::Udp, 98);
+        let mut p = [b'0'; 20];
+        p[..8].copy_from_slice(client);
+        WorkerStats {
+            worker: id,
+            counters: c.snapshot(),
+            torrents: 3,
+            totals: Totals {
+                seeders,
+                leechers,
+                peers_v4: seeders + leechers,
+                active_torrents: 2,
+                completed: 7,
+                ..Totals::default()
+            },
+            clients: vec![(ClientKey::of(&PeerId(p)), (seeders + leechers) as u32)],
+        }
+    }
+
+    #[test]
+    fn merged_json_has_the_reference_fields() {
+        let s = Stats::merge(vec![
+            worker(1, 1, 2, b"-qB4650-"),
+            worker(0, 3, 0, b"-qB4650-"),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&s.json()).unwrap();
+        assert_eq!(v["torrents"], 6);
+        assert_eq!(v["activeTorrents"], 4);
+        assert_eq!(v["peersAll"], 6);
+        assert_eq!(v["peersSeederOnly"], 4);
+        assert_eq!(v["peersLeecherOnly"], 2);
+        assert_eq!(v["peersIPv4"], 6);
+        assert_eq!(v["peersIPv6"], 0);
+        assert_eq!(v["clients"]["qBittorrent"]["4.6.5"], 6);
+        assert_eq!(v["requests"]["udp"]["announce"], 2);
+        assert_eq!(s.workers[0].worker, 0);
+    }
+
+    #[test]
+    fn prometheus_lines() {
+        let s = Stats::merge(vec![worker(0, 1, 2, b"-TR4060-"), worker(1, 0, 1, b"-TR4060-")]);
+        let m = s.prometheus();
+        for line in [
+            "tracker_requests_total{protocol=\"udp\",action=\"announce\"} 2",
+            "tracker_errors_total{protocol=\"http\",action=\"scrape\"} 2",
+            "tracker_received_bytes_total{protocol=\"udp\"} 196",
+            "tracker_seeders 1",
+            "tracker_leechers 3",
+            "tracker_worker_leechers{worker=\"1\"} 1",
+            "tracker_completed_total 14",
+            "# TYPE tracker_completed_total counter",
+            "# TYPE tracker_torrents gauge",
+        ] {
+            assert!(m.lines().any(|l| l == line), "missing {line}\n{m}");
+        }
+        // Every sample line is `name{labels} value` or `name value`.
+        for l in m.lines().filter(|l| !l.starts_with('#')) {
+            let (_, v) = l.rsplit_once(' ').unwrap();
+            v.parse::<u64>().unwrap();
+        }
+    }
+
+    #[test]
+    fn html_shows_the_figures_escaped() {
+        let s = Stats::merge(vec![worker(0, 2, 1, b"-qB4650-")]);
+        let h = s.html();
+        assert!(h.contains("<tr><th>Seeders</th><td class=\"n\">2</td></tr>"));
+        assert!(h.contains("<td>qBittorrent</td><td>4.6.5</td><td class=\"n\">3</td>"));
+        assert_eq!(escape("<a&b>"), "&lt;a&amp;b&gt;");
+    }
+}
