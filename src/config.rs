@@ -722,7 +722,17 @@ mod tests {
         assert_eq!(c.allow, Some(dir.join("allow.txt")), "relative to the file");
         assert_eq!((c.log, c.listen_v6), (LogLevel::Warnings, None));
         // Flags win.
-        let c = cfg(&["--config", path, "-p", "7001", "--udp", "-q", "--interval", "60000"]).unwrap();
+        let c = cfg(&[
+            "--config",
+            path,
+            "-p",
+            "7001",
+            "--udp",
+            "-q",
+            "--interval",
+            "60000",
+        ])
+        .unwrap();
         assert_eq!((c.port, c.http, c.udp, c.ws), (7001, false, true, false));
         assert_eq!((c.interval, c.log), (60, LogLevel::Errors));
         let _ = std::fs::remove_dir_all(dir);

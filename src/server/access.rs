@@ -138,7 +138,10 @@ mod tests {
 
     #[test]
     fn lists_with_comments_and_blank_lines() {
-        let text = format!("# allowed\n\n{A}  # ubuntu\n  {}\n", A.to_uppercase().replace('0', "f"));
+        let text = format!(
+            "# allowed\n\n{A}  # ubuntu\n  {}\n",
+            A.to_uppercase().replace('0', "f")
+        );
         let set = parse_list(&text).unwrap();
         assert_eq!(set.len(), 2);
         assert!(set.contains(&InfoHash::from_hex(A).unwrap()));
@@ -147,7 +150,10 @@ mod tests {
     #[test]
     fn a_bad_line_is_named() {
         let e = parse_list(&format!("{A}\nnot-a-hash\n")).unwrap_err();
-        assert_eq!(e, "line 2: `not-a-hash` is not an info hash (40 hex digits)");
+        assert_eq!(
+            e,
+            "line 2: `not-a-hash` is not an info hash (40 hex digits)"
+        );
         assert!(parse_list(&A[..39]).is_err());
     }
 

@@ -5,8 +5,8 @@
 
 use super::access::{FilterAction, FilterRequest};
 use super::mesh::{Reply, Request};
-use super::tls::{self, Conn};
 use super::stats::{Action, Protocol};
+use super::tls::{self, Conn};
 use super::worker::Worker;
 use super::{log, ws, LogLevel};
 use crate::config::ServerConfig;
@@ -478,11 +478,7 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
             &mut peers,
             body,
         );
-        w.announced(
-            &a.request,
-            Some(SocketAddr::new(ip, a.request.port)),
-            HTTP,
-        );
+        w.announced(&a.request, Some(SocketAddr::new(ip, a.request.port)), HTTP);
         return true;
     }
     w.counters.forwarded();

@@ -17,17 +17,17 @@ use crate::protocol::udp::ConnectionIds;
 use crate::swarm::TorrentInfo;
 use access::{Access, FilterHook, FilterRequest, Lists};
 use events::{EventSink, ServerEvent};
-use stats::{Stats, WorkerStats};
-use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::{Domain, Protocol, Socket, Type};
+use stats::{Stats, WorkerStats};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use worker::Sockets;
 
@@ -110,7 +110,11 @@ impl Shared {
 
     /// The current lists, hook and TLS configuration.
     pub fn current(&self) -> (Access, Option<Arc<rustls::ServerConfig>>) {
-        let access = self.access.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let access = self
+            .access
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let tls = self.tls.lock().unwrap_or_else(|e| e.into_inner()).clone();
         (access, tls)
     }
@@ -407,12 +411,19 @@ impl Server {
         cfg.check().map_err(StartError::Config)?;
         let (lists, tls) = load_files(&cfg).map_err(StartError::Config)?;
         let restored = state::load(&cfg).map_err(StartError::Config)?;
-        // Fail early, on this thread, with a clear reason when io_uring is unusable.
-        drop(
+        // Fail early, with a clear reason, when io_uring is unusable. The
+        // trial executor runs on a thread of its own: a ring made on the
+        // caller's thread can leave it with interrupted system calls (EINTR)
+        // after the ring is gone, which a library caller would not expect.
+        std::thread::spawn(|| {
             LocalExecutorBuilder::new(Placement::Unbound)
                 .make()
-                .map_err(|e| StartError::Runtime(e.to_string()))?,
-        );
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .join()
+        .map_err(|_| StartError::Runtime("the trial executor panicked".into()))?
+        .map_err(StartError::Runtime)?;
         let bound = probe(&cfg)?;
         let workers = cfg.workers.max(1);
         let sockets = bind_workers(&bound, workers)?;

@@ -72,7 +72,12 @@ pub(crate) fn load(cfg: &ServerConfig) -> Result<Restored, String> {
             );
             return Ok(Restored::default());
         }
-        Err(e) => return Err(format!("cannot read the state file {}: {e}", path.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the state file {}: {e}",
+                path.display()
+            ))
+        }
     };
     let (saved_at, body) = read_header(&bytes).map_err(|e| {
         format!(
@@ -205,7 +210,10 @@ impl Saver {
                 {
                     let started = Instant::now();
                     let (tx, rx) = crossbeam_channel::unbounded();
-                    if control.iter().any(|w| w.send(Control::Save(tx.clone())).is_err()) {
+                    if control
+                        .iter()
+                        .any(|w| w.send(Control::Save(tx.clone())).is_err())
+                    {
                         return;
                     }
                     drop(tx);
@@ -252,4 +260,3 @@ impl Saver {
         }
     }
 }
-

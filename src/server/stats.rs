@@ -369,7 +369,11 @@ impl Stats {
             }
         }
         for (name, text, v) in [
-            ("tracker_received_bytes_total", "Bytes received.", &c.bytes_in),
+            (
+                "tracker_received_bytes_total",
+                "Bytes received.",
+                &c.bytes_in,
+            ),
             ("tracker_sent_bytes_total", "Bytes sent.", &c.bytes_out),
         ] {
             help(&mut m, name, "counter", text);
@@ -409,8 +413,16 @@ impl Stats {
                 ),
                 ("seeders", "Peers that seed.", t.seeders as u64),
                 ("leechers", "Peers that leech.", t.leechers as u64),
-                ("peers_ipv4", "HTTP and UDP peers over IPv4.", t.peers_v4 as u64),
-                ("peers_ipv6", "HTTP and UDP peers over IPv6.", t.peers_v6 as u64),
+                (
+                    "peers_ipv4",
+                    "HTTP and UDP peers over IPv4.",
+                    t.peers_v4 as u64,
+                ),
+                (
+                    "peers_ipv6",
+                    "HTTP and UDP peers over IPv6.",
+                    t.peers_v6 as u64,
+                ),
                 ("peers_websocket", "WebSocket peers.", t.peers_ws as u64),
                 (
                     "completed_total",
@@ -511,7 +523,10 @@ mod tests {
 
     #[test]
     fn prometheus_lines() {
-        let s = Stats::merge(vec![worker(0, 1, 2, b"-TR4060-"), worker(1, 0, 1, b"-TR4060-")]);
+        let s = Stats::merge(vec![
+            worker(0, 1, 2, b"-TR4060-"),
+            worker(1, 0, 1, b"-TR4060-"),
+        ]);
         let m = s.prometheus();
         for line in [
             "tracker_requests_total{protocol=\"udp\",action=\"announce\"} 2",

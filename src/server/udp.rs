@@ -5,12 +5,12 @@
 
 use super::access::{FilterAction, FilterRequest};
 use super::mesh;
-use crate::protocol::http::split_target;
 use super::stats::{Action, Protocol};
 use super::worker::Worker;
 use super::{log, LogLevel};
 use crate::config::ServerConfig;
 use crate::mmsg::{RecvBatch, SendBatch};
+use crate::protocol::http::split_target;
 use crate::protocol::udp::{self, Request, ANNOUNCE_REPLY_HEADER, MAX_REPLY};
 use crate::protocol::{AnnounceRequest, InfoHash, Peers};
 use crate::swarm::Shard;

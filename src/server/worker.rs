@@ -1,8 +1,8 @@
 //! One executor per core: its [`Shard`], its sockets, and its share of the mesh.
 
-use super::mesh::{Reply, Request};
 use super::access::{Access, FilterAction, FilterRequest};
 use super::events::{PeerEvent, ServerEvent};
+use super::mesh::{Reply, Request};
 use super::stats::{Counters, Protocol, Stats, WorkerStats};
 use super::Shared;
 use super::{http, log, udp, ws};
@@ -10,7 +10,6 @@ use crate::config::{LogLevel, ServerConfig};
 use crate::protocol::udp::ConnectionIds;
 use crate::protocol::{AnnounceRequest, InfoHash, Peers, ScrapeStats};
 use crate::swarm::{Shard, TorrentInfo};
-use std::net::{IpAddr, SocketAddr};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::net::{TcpListener, UdpSocket};
@@ -18,6 +17,7 @@ use glommio::spawn_local;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -512,11 +512,8 @@ pub(crate) async fn run(start: Start) {
     } else {
         (None, None, None, None)
     };
-    let mut shard = Shard::with_capacity(
-        cfg.peer_ttl,
-        seed,
-        cfg.reserve_torrents.div_ceil(workers),
-    );
+    let mut shard =
+        Shard::with_capacity(cfg.peer_ttl, seed, cfg.reserve_torrents.div_ceil(workers));
     let now = clock(started);
     for r in crate::swarm::state::records(&restore).map_while(Result::ok) {
         shard.restore(&r, now, restore_age);

@@ -7,18 +7,18 @@
 //! no second runtime is involved. Offers and answers for peers on other
 //! workers travel over the mesh to the worker that holds their connection.
 
+use super::access::{FilterAction, FilterRequest};
 use super::mesh::{Reply, Request};
+use super::stats::{Action, Protocol};
+use super::tls::Conn as Stream;
 use super::worker::Worker;
+use crate::protocol::http::split_target;
 use crate::protocol::ws::{self as wire, WsAnnounce, WsError, WsRequest};
 use crate::protocol::{Event, InfoHash, PeerId};
 use crate::swarm::ws::Conn;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use super::access::{FilterAction, FilterRequest};
-use super::stats::{Action, Protocol};
-use super::tls::Conn as Stream;
-use crate::protocol::http::split_target;
-use std::net::IpAddr;
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -149,7 +149,13 @@ enum Wake {
 
 /// Serves one WebSocket connection whose handshake is done; `early` holds
 /// bytes that came in behind the upgrade request.
-pub(crate) async fn serve(w: Rc<Worker>, stream: Stream, early: Vec<u8>, ip: IpAddr, target: Vec<u8>) {
+pub(crate) async fn serve(
+    w: Rc<Worker>,
+    stream: Stream,
+    early: Vec<u8>,
+    ip: IpAddr,
+    target: Vec<u8>,
+) {
     let _ = stream.set_read_timeout(None);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let (mut reader, mut writer) = futures_lite::io::split(stream);
@@ -305,12 +311,7 @@ pub(crate) async fn serve(w: Rc<Worker>, stream: Stream, early: Vec<u8>, ip: IpA
 }
 
 /// Sends a refusal whose reason the filter made.
-fn send_refusal(
-    ws: &mut WebSocket<Pipe>,
-    reason: &str,
-    action: &str,
-    info_hash: Option<InfoHash>,
-) {
+fn send_refusal(ws: &mut WebSocket<Pipe>, reason: &str, action: &str, info_hash: Option<InfoHash>) {
     let reply = wire::refusal_reply(reason, action, info_hash.as_ref());
     let _ = ws.send(Message::text(reply));
 }

@@ -7,7 +7,8 @@ pub mod ws;
 
 use crate::protocol::clients::ClientKey;
 use crate::protocol::{
-    canonical_ip, compact_v4, compact_v6, AnnounceRequest, Event, InfoHash, PeerId, Peers, ScrapeStats,
+    canonical_ip, compact_v4, compact_v6, AnnounceRequest, Event, InfoHash, PeerId, Peers,
+    ScrapeStats,
 };
 use indexmap::IndexMap;
 use peers::{PeerList, PeerMeta};

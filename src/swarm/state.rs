@@ -278,7 +278,10 @@ mod tests {
         assert_eq!(back.totals(), sh.totals());
         assert_eq!(back.clients(), sh.clients());
         for h in 1..=3 {
-            assert_eq!(back.scrape(&InfoHash([h; 20])), sh.scrape(&InfoHash([h; 20])));
+            assert_eq!(
+                back.scrape(&InfoHash([h; 20])),
+                sh.scrape(&InfoHash([h; 20]))
+            );
         }
         // The peer seen at 100 was 900 s old when saved, 920 s now: it goes
         // 80 s from now, the others later.
@@ -295,7 +298,11 @@ mod tests {
         let mut back = Shard::new(1000, 4);
         let (_, body) = read_header(&file).unwrap();
         let r = records(body).next().unwrap().unwrap();
-        assert_eq!(back.restore(&r, 10, 50), 1, "1000 + 50 s old is past the TTL");
+        assert_eq!(
+            back.restore(&r, 10, 50),
+            1,
+            "1000 + 50 s old is past the TTL"
+        );
         assert_eq!(back.totals().seeders, 1);
         // Restoring the same record twice changes nothing.
         back.restore(&r, 10, 50);
@@ -304,7 +311,10 @@ mod tests {
 
     #[test]
     fn damaged_files_are_refused() {
-        assert_eq!(read_header(b"BTTRKST\x02aaaaaaaa"), Err(StateError::BadHeader));
+        assert_eq!(
+            read_header(b"BTTRKST\x02aaaaaaaa"),
+            Err(StateError::BadHeader)
+        );
         assert_eq!(read_header(b"short"), Err(StateError::BadHeader));
         let mut sh = Shard::new(1000, 5);
         announce(&mut sh, 1, "10.0.0.1", 1000, 0, Event::Started, 0);

@@ -83,6 +83,11 @@ impl Tracker {
         format!("[::1]:{}", self.port).parse().unwrap()
     }
 
+    /// Sends SIGHUP: the tracker reloads its lists and certificate.
+    pub fn hup(&self) {
+        signal(self.child.id(), libc::SIGHUP);
+    }
+
     /// Sends SIGTERM and waits; returns the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         signal(self.child.id(), libc::SIGTERM);
@@ -92,10 +97,16 @@ impl Tracker {
 
 /// Runs the tracker binary to its end (for start-up failures).
 pub fn run_tracker(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bittorrent-tracker"))
-        .args(args)
-        .output()
-        .unwrap()
+    run_tracker_in(args, None)
+}
+
+/// Runs the tracker binary to its end, optionally in directory `dir`.
+pub fn run_tracker_in(args: &[&str], dir: Option<&std::path::Path>) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bittorrent-tracker"));
+    if let Some(d) = dir {
+        c.current_dir(d);
+    }
+    c.args(args).output().unwrap()
 }
 
 /// Sends `sig` to our own child process.
@@ -110,6 +121,29 @@ impl Drop for Tracker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("bt-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Polls `f` every 50 ms for up to 5 s until it holds.
+pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// A 20-byte info hash owned by worker `owner` of two (`owner()` reads the
