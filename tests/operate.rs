@@ -312,6 +312,33 @@ fn a_restart_keeps_peers_and_completed() {
 }
 
 #[test]
+fn a_damaged_state_file_restores_what_it_can_and_is_kept() {
+    let dir = scratch("damaged");
+    let state = dir.join("s");
+    let st = state.to_str().unwrap();
+    let t = Tracker::start(&["--state", st]);
+    let mut u = Udp::connect(t.v4());
+    u.announce(hash(0, 1), peer_id(1), 0, 2, -1, 9001);
+    u.announce(hash(1, 2), peer_id(2), 0, 2, -1, 9002);
+    assert!(t.terminate().success());
+    let mut bytes = std::fs::read(&state).unwrap();
+    bytes.truncate(bytes.len() - 10);
+    std::fs::write(&state, &bytes).unwrap();
+    let t = Tracker::start(&["--state", st]);
+    let mut u = Udp::connect(t.v4());
+    let counts = u.scrape(&[hash(0, 1), hash(1, 2)]);
+    assert_eq!(counts.iter().filter(|c| c.0 == 1).count(), 1, "{counts:?}");
+    let kept: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("s.damaged-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the damaged file is kept aside");
+    drop(t);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn periodic_saves_happen_while_running() {
     let dir = scratch("periodic");
     let state = dir.join("s");

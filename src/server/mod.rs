@@ -410,7 +410,7 @@ impl Server {
         } = b;
         cfg.check().map_err(StartError::Config)?;
         let (lists, tls) = load_files(&cfg).map_err(StartError::Config)?;
-        let restored = state::load(&cfg).map_err(StartError::Config)?;
+        let restored = state::load(&cfg, cfg.workers.max(1)).map_err(StartError::Config)?;
         // Fail early, with a clear reason, when io_uring is unusable. The
         // trial executor runs on a thread of its own: a ring made on the
         // caller's thread can leave it with interrupted system calls (EINTR)
@@ -440,7 +440,7 @@ impl Server {
             events: events.map(EventSink::new),
             state: cfg.state.is_some().then_some(state_tx),
         });
-        let mut restored = restored.split(workers);
+
         let mut control = Vec::with_capacity(workers);
         let conn_ids = ConnectionIds::new(random_bytes());
         let started = Instant::now();
@@ -469,7 +469,8 @@ impl Server {
                 replies: replies.clone(),
                 shared: shared.clone(),
                 control: control_rx,
-                restore: std::mem::take(&mut restored.blobs[id]),
+                restore: restored.path.clone(),
+                restore_torrents: restored.torrents[id],
                 restore_age: restored.age,
                 conn_ids: conn_ids.clone(),
                 started,
@@ -497,6 +498,9 @@ impl Server {
                 .map(|e| e.1)
                 .collect()
         };
+        if let (true, Some(path)) = (restored.damaged, &restored.path) {
+            state::keep_aside(&cfg, path);
+        }
         let saver = cfg
             .state
             .is_some()

@@ -7,7 +7,8 @@
 use super::worker::Control;
 use super::{log, LogLevel};
 use crate::config::ServerConfig;
-use crate::swarm::state::{read_header, records, write_header};
+use crate::swarm::state::{records, write_header, Reader};
+use crate::swarm::Shard;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,44 +24,40 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The records of a state file read at start.
+/// What a look through the state file at start found.
 #[derive(Default)]
 pub(crate) struct Restored {
-    body: Vec<u8>,
+    /// The file to restore from; each worker reads the records it owns.
+    pub path: Option<PathBuf>,
     /// Seconds since the file was written.
-    age: u32,
-}
-
-/// The records of each worker's shard.
-pub(crate) struct Split {
-    pub blobs: Vec<Vec<u8>>,
     pub age: u32,
+    /// Torrents per worker.
+    pub torrents: Vec<usize>,
+    /// The file is damaged: it is kept aside once the workers have read it.
+    pub damaged: bool,
 }
 
-impl Restored {
-    /// Hands each record to the worker that owns its hash now.
-    pub fn split(self, workers: usize) -> Split {
-        let mut blobs = vec![Vec::new(); workers];
-        for r in records(&self.body).map_while(Result::ok) {
-            blobs[r.info_hash.owner(workers)].extend_from_slice(r.bytes);
-        }
-        Split {
-            blobs,
-            age: self.age,
-        }
-    }
+fn open(path: &Path) -> std::io::Result<(Reader<std::io::BufReader<std::fs::File>>, u64)> {
+    let f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    Reader::new(std::io::BufReader::with_capacity(1 << 20, f), len)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
 }
 
-/// Reads the state file, if the configuration names one and it exists. A
-/// damaged file is kept aside (renamed) and what could be read of it is
-/// used; a file of another format is an error, since writing over it could
-/// destroy something that is not ours.
-pub(crate) fn load(cfg: &ServerConfig) -> Result<Restored, String> {
-    let Some(path) = &cfg.state else {
-        return Ok(Restored::default());
+/// Looks through the state file, if the configuration names one and it
+/// exists: the torrents each worker will restore. A file of another format
+/// is an error, since writing over it could destroy something that is not
+/// ours; a damaged one is restored up to the damage.
+pub(crate) fn load(cfg: &ServerConfig, workers: usize) -> Result<Restored, String> {
+    let mut out = Restored {
+        torrents: vec![0; workers],
+        ..Restored::default()
     };
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    let Some(path) = &cfg.state else {
+        return Ok(out);
+    };
+    let (mut reader, saved_at) = match open(path) {
+        Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             log(
                 cfg,
@@ -70,7 +67,13 @@ pub(crate) fn load(cfg: &ServerConfig) -> Result<Restored, String> {
                     path.display()
                 ),
             );
-            return Ok(Restored::default());
+            return Ok(out);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(format!(
+                "{}: {e}; move it away or name another --state file",
+                path.display()
+            ))
         }
         Err(e) => {
             return Err(format!(
@@ -79,59 +82,73 @@ pub(crate) fn load(cfg: &ServerConfig) -> Result<Restored, String> {
             ))
         }
     };
-    let (saved_at, body) = read_header(&bytes).map_err(|e| {
-        format!(
-            "{}: {e}; move it away or name another --state file",
-            path.display()
-        )
-    })?;
-    let mut good = 0;
     let (mut torrents, mut peers) = (0usize, 0usize);
-    for r in records(body) {
+    while let Some(r) = reader.next_record() {
         match r {
             Ok(r) => {
-                good += r.bytes.len();
+                out.torrents[r.info_hash.owner(workers)] += 1;
                 torrents += 1;
                 peers += r.peers();
             }
             Err(e) => {
-                let aside = aside_name(path);
-                let moved = std::fs::rename(path, &aside).is_ok();
                 log(
                     cfg,
                     LogLevel::Errors,
                     format_args!(
-                        "state: {}: {e}; restoring the {torrents} torrents before it{}",
-                        path.display(),
-                        if moved {
-                            format!(", the file is kept as {}", aside.display())
-                        } else {
-                            String::new()
-                        }
+                        "state: {}: {e}; restoring the {torrents} torrents before it",
+                        path.display()
                     ),
                 );
+                out.damaged = true;
                 break;
             }
         }
     }
-    let age = unix_now().saturating_sub(saved_at).min(u32::MAX as u64) as u32;
+    out.age = unix_now().saturating_sub(saved_at).min(u32::MAX as u64) as u32;
     log(
         cfg,
         LogLevel::Info,
         format_args!(
-            "state: read {torrents} torrents and {peers} peers from {}, saved {age} s ago",
-            path.display()
+            "state: restoring {torrents} torrents and {peers} peers from {}, saved {} s ago",
+            path.display(),
+            out.age
         ),
     );
-    let mut body = body.to_vec();
-    body.truncate(good);
-    Ok(Restored { body, age })
+    out.path = Some(path.clone());
+    Ok(out)
 }
 
-fn aside_name(path: &Path) -> PathBuf {
+/// Restores the records of `path` that worker `id` of `workers` owns.
+pub(crate) fn restore(
+    path: &Path,
+    id: usize,
+    workers: usize,
+    age: u32,
+    shard: &mut Shard,
+    now: u32,
+) {
+    let Ok((mut reader, _)) = open(path) else {
+        return;
+    };
+    while let Some(Ok(r)) = reader.next_record() {
+        if r.info_hash.owner(workers) == id {
+            shard.restore(&r, now, age);
+        }
+    }
+}
+
+/// Keeps a damaged state file aside, so the next save does not destroy it.
+pub(crate) fn keep_aside(cfg: &ServerConfig, path: &Path) {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".damaged-{}", unix_now()));
-    PathBuf::from(name)
+    let aside = PathBuf::from(name);
+    if std::fs::rename(path, &aside).is_ok() {
+        log(
+            cfg,
+            LogLevel::Errors,
+            format_args!("state: the damaged file is kept as {}", aside.display()),
+        );
+    }
 }
 
 /// Writes `parts` (one per worker) as the state file, atomically.

@@ -64,8 +64,10 @@ pub(crate) struct Start {
     pub shared: Arc<Shared>,
     pub control: crossbeam_channel::Receiver<Control>,
     /// State records to restore, and how old they are (seconds).
-    pub restore: Vec<u8>,
+    /// The state file to restore this worker's torrents from.
+    pub restore: Option<std::path::PathBuf>,
     pub restore_age: u32,
+    pub restore_torrents: usize,
     pub conn_ids: ConnectionIds,
     pub started: Instant,
     pub seed: u64,
@@ -494,6 +496,7 @@ pub(crate) async fn run(start: Start) {
         control,
         restore,
         restore_age,
+        restore_torrents,
         conn_ids,
         started,
         seed,
@@ -512,13 +515,17 @@ pub(crate) async fn run(start: Start) {
     } else {
         (None, None, None, None)
     };
-    let mut shard =
-        Shard::with_capacity(cfg.peer_ttl, seed, cfg.reserve_torrents.div_ceil(workers));
+    let mut shard = Shard::with_capacity(
+        cfg.peer_ttl,
+        seed,
+        cfg.reserve_torrents
+            .div_ceil(workers)
+            .max(restore_torrents + restore_torrents / 4),
+    );
     let now = clock(started);
-    for r in crate::swarm::state::records(&restore).map_while(Result::ok) {
-        shard.restore(&r, now, restore_age);
+    if let Some(path) = &restore {
+        super::state::restore(path, id, workers, restore_age, &mut shard, now);
     }
-    drop(restore);
     let (access, tls) = shared.current();
     let w = Rc::new(Worker {
         id,

@@ -34,6 +34,8 @@ pub enum StateError {
     BadHeader,
     /// A record is cut short or claims more peers than the file holds.
     Truncated { record: usize },
+    /// Reading failed.
+    Io(String),
 }
 
 impl std::fmt::Display for StateError {
@@ -43,6 +45,7 @@ impl std::fmt::Display for StateError {
             StateError::Truncated { record } => {
                 write!(f, "record {record} is cut short: the file is damaged")
             }
+            StateError::Io(e) => write!(f, "{e}"),
         }
     }
 }
@@ -125,6 +128,73 @@ pub fn records(mut b: &[u8]) -> impl Iterator<Item = Result<Record<'_>, StateErr
             bytes: rec,
         }))
     })
+}
+
+/// Reads a state file one record at a time, holding no more than the
+/// largest record in memory.
+pub struct Reader<R> {
+    inner: R,
+    /// Bytes left in the file: no record may claim more.
+    left: u64,
+    /// Records read so far.
+    n: usize,
+    buf: Vec<u8>,
+}
+
+fn read_full(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+impl<R: std::io::Read> Reader<R> {
+    /// Reads the header of a file `len` bytes long; returns the reader and
+    /// the wall-clock second the file was written.
+    pub fn new(mut inner: R, len: u64) -> Result<(Self, u64), StateError> {
+        let mut head = [0u8; HEADER];
+        let got = read_full(&mut inner, &mut head).map_err(|e| StateError::Io(e.to_string()))?;
+        let (saved_at, _) = read_header(&head[..got])?;
+        let reader = Reader {
+            inner,
+            left: len.saturating_sub(HEADER as u64),
+            n: 0,
+            buf: Vec::new(),
+        };
+        Ok((reader, saved_at))
+    }
+
+    /// The next record, or `None` at the end of the file.
+    pub fn next_record(&mut self) -> Option<Result<Record<'_>, StateError>> {
+        self.n += 1;
+        let cut = StateError::Truncated { record: self.n };
+        self.buf.resize(RECORD_HEAD, 0);
+        match read_full(&mut self.inner, &mut self.buf) {
+            Ok(0) => return None,
+            Ok(n) if n < RECORD_HEAD => return Some(Err(cut)),
+            Ok(_) => {}
+            Err(e) => return Some(Err(StateError::Io(e.to_string()))),
+        }
+        let (n4, n6) = (u32_at(&self.buf, 24) as u64, u32_at(&self.buf, 28) as u64);
+        let len = RECORD_HEAD as u64 + n4 * (6 + PEER_TAIL) as u64 + n6 * (18 + PEER_TAIL) as u64;
+        if len > self.left {
+            return Some(Err(cut));
+        }
+        self.left -= len;
+        self.buf.resize(len as usize, 0);
+        match read_full(&mut self.inner, &mut self.buf[RECORD_HEAD..]) {
+            Ok(n) if n + RECORD_HEAD < len as usize => return Some(Err(cut)),
+            Ok(_) => {}
+            Err(e) => return Some(Err(StateError::Io(e.to_string()))),
+        }
+        records(&self.buf).next()
+    }
 }
 
 fn write_family<const N: usize>(f: &Family<N>, now: u32, out: &mut Vec<u8>) {
@@ -328,6 +398,41 @@ mod tests {
         assert_eq!(got[1], Err(StateError::Truncated { record: 2 }));
     }
 
+    #[test]
+    fn the_reader_reads_what_records_reads() {
+        let mut sh = Shard::new(1000, 7);
+        for h in 0..20u8 {
+            for p in 0..h as u16 {
+                announce(&mut sh, h, "10.0.0.1", 1000 + p, 0, Event::Started, 0);
+            }
+            announce(&mut sh, h, "2001:db8::1", 1, 5, Event::Started, 0);
+        }
+        let file = save(&sh, 10, 3);
+        let (mut reader, saved_at) = Reader::new(&file[..], file.len() as u64).unwrap();
+        assert_eq!(saved_at, 1_700_000_000);
+        let mut streamed = Vec::new();
+        while let Some(r) = reader.next_record() {
+            streamed.push(r.unwrap().bytes.to_vec());
+        }
+        let whole: Vec<Vec<u8>> = records(&file[HEADER..])
+            .map(|r| r.unwrap().bytes.to_vec())
+            .collect();
+        assert_eq!(streamed.len(), 20);
+        assert_eq!(streamed, whole);
+        // Cut short: the records before the cut, then an error.
+        let cut = &file[..file.len() - 5];
+        let (mut reader, _) = Reader::new(cut, cut.len() as u64).unwrap();
+        let mut ok = 0;
+        let err = loop {
+            match reader.next_record() {
+                Some(Ok(_)) => ok += 1,
+                Some(Err(e)) => break e,
+                None => panic!("the cut is noticed"),
+            }
+        };
+        assert_eq!((ok, err), (19, StateError::Truncated { record: 20 }));
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..600)) {
@@ -336,6 +441,13 @@ mod tests {
                 sh.restore(&r, 1000, 0);
             }
             let _ = read_header(&b);
+            let mut file = MAGIC.to_vec();
+            file.extend_from_slice(&[0; 8]);
+            file.extend_from_slice(&b);
+            let (mut reader, _) = Reader::new(&file[..], file.len() as u64).unwrap();
+            while let Some(Ok(r)) = reader.next_record() {
+                sh.restore(&r, 1000, 0);
+            }
         }
     }
 }
