@@ -157,7 +157,8 @@ pub fn default_workers() -> usize {
     name = "bittorrent-tracker",
     version,
     about = "BitTorrent tracker: HTTP, UDP and WebSocket on one port, IPv4 and IPv6, one io_uring executor per core",
-    disable_version_flag = true
+    disable_version_flag = true,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     /// Port for every protocol (0: any free port) [default: 8000]
@@ -245,6 +246,17 @@ pub struct Cli {
     /// torrent map never stalls a worker to grow while it serves [default: 0]
     #[arg(long, value_name = "N")]
     pub reserve_torrents: Option<usize>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Client commands: ask a tracker instead of being one.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Announce to a tracker and print its reply
+    Announce(crate::client::cli::AnnounceArgs),
+    /// Scrape a tracker for one or more info hashes
+    Scrape(crate::client::cli::ScrapeArgs),
 }
 
 /// The TOML file: every key optional, unknown keys refused by name.

@@ -8,6 +8,7 @@
 //! - [`mmsg`]: batched datagram I/O (recvmmsg/sendmmsg), for the server and
 //!   the load generator.
 
+pub mod client;
 pub mod config;
 pub mod mmsg;
 pub mod protocol;
@@ -16,4 +17,8 @@ pub mod swarm;
 
 pub use config::ServerConfig;
 pub use protocol::{AnnounceRequest, Event, InfoHash, PeerId, ScrapeStats};
-pub use server::{Server, StartError};
+pub use server::access::{FilterAction, FilterRequest};
+pub use server::events::{PeerEvent, ServerEvent};
+pub use server::stats::{Protocol, Stats};
+pub use server::{Server, ServerBuilder, StartError};
+pub use swarm::{PeerInfo, TorrentInfo};

@@ -1,6 +1,7 @@
 //! The `bittorrent-tracker` command.
 
-use bittorrent_tracker::config::{Cli, LogLevel};
+use bittorrent_tracker::client;
+use bittorrent_tracker::config::{Cli, Command, LogLevel};
 use bittorrent_tracker::Server;
 use clap::Parser;
 use std::process::ExitCode;
@@ -12,7 +13,12 @@ use std::time::Duration;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    match cli.command.take() {
+        Some(Command::Announce(a)) => return client::cli::announce(a),
+        Some(Command::Scrape(a)) => return client::cli::scrape(a),
+        None => {}
+    }
     let print_config = cli.print_config;
     let cfg = match cli.into_config() {
         Ok(c) => c,

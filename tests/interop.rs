@@ -1,6 +1,7 @@
 //! Interop: the reference JavaScript client (npm `bittorrent-tracker@10.0.12`)
 //! against this tracker, over HTTP (IPv4 and IPv6), UDP (IPv4) and WebSocket,
-//! and a raw npm `ws` client relaying an offer and an answer. Needs node and npm
+//! and a raw npm `ws` client relaying an offer and an answer; and this
+//! project's client and commands against the reference server. Needs node and npm
 //! (on every build machine); the package is installed once into cargo's
 //! scratch directory.
 
@@ -47,10 +48,6 @@ fn npm_dir() -> &'static Path {
         }
         dir
     })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Runs the reference client's script against `url`; returns its lines.
@@ -155,4 +152,132 @@ fn reference_client_and_raw_ws_clients_over_websocket() {
             "answer at x from=YYYYYYYYYYYYYYYYYYYY offer_id=oooooooooooooooooooo sdp=sdp-y",
         ]
     );
+}
+
+/// The reference server (`bittorrent-tracker` command of the npm package)
+/// on a free port of 127.0.0.1; killed when dropped.
+struct ReferenceServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl ReferenceServer {
+    fn start() -> ReferenceServer {
+        let dir = npm_dir();
+        for _ in 0..10 {
+            // A port free for TCP and UDP alike.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            let child = Command::new("node")
+                .args([
+                    "node_modules/bittorrent-tracker/bin/cmd.js",
+                    "-p",
+                    &port.to_string(),
+                    "-q",
+                ])
+                .current_dir(dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("node");
+            let mut server = ReferenceServer { child, port };
+            let up = eventually(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+            if up && matches!(server.child.try_wait(), Ok(None)) {
+                // The UDP socket comes up with the HTTP one; give it a moment.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                return server;
+            }
+            let _ = server.child.kill();
+        }
+        panic!("the reference server did not start");
+    }
+}
+
+impl Drop for ReferenceServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn our_client_against_the_reference_server() {
+    use bittorrent_tracker::client::{self, conn::ConnOptions};
+    use bittorrent_tracker::{AnnounceRequest, Event, InfoHash, PeerId};
+    let r = ReferenceServer::start();
+    let opts = ConnOptions {
+        timeout: std::time::Duration::from_secs(5),
+        udp_timeout: std::time::Duration::from_millis(500),
+        udp_retries: 3,
+        ..ConnOptions::default()
+    };
+    let h = InfoHash(hash(0, 1));
+    let announce = |url: &str, peer: u8, port: u16, left: u64| {
+        let req = AnnounceRequest {
+            info_hash: h,
+            peer_id: PeerId(peer_id(peer)),
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left: Some(left),
+            event: Event::Started,
+            numwant: Some(50),
+            key: None,
+        };
+        client::announce_once(url, &req, &opts).unwrap_or_else(|e| panic!("{url}: {e}"))
+    };
+    let http = format!("http://127.0.0.1:{}/announce", r.port);
+    let udp = format!("udp://127.0.0.1:{}", r.port);
+    let ws = format!("ws://127.0.0.1:{}", r.port);
+    let a = announce(&http, 1, 6881, 0);
+    assert_eq!((a.complete, a.incomplete), (1, 0));
+    let a = announce(&udp, 2, 6882, 10);
+    assert_eq!((a.complete, a.incomplete), (1, 1));
+    // The HTTP seeder (the reference also hands the announcer itself back).
+    assert!(
+        a.peers.contains(&"127.0.0.1:6881".parse().unwrap()),
+        "{:?}",
+        a.peers
+    );
+    let a = announce(&ws, 3, 1, 10);
+    assert_eq!((a.complete, a.incomplete), (1, 2));
+    // Static multi-scrape, every protocol (the reference counts seeders as
+    // `downloaded`).
+    let other = InfoHash(hash(1, 2));
+    for url in [&http, &udp, &ws] {
+        let s = client::scrape(url, &[h, other], &opts).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(
+            (s[0].complete, s[1].complete, s[1].incomplete),
+            (1, 0, 0),
+            "{url}"
+        );
+        assert!(s[0].incomplete >= 1, "{url}: {s:?}");
+    }
+    // The scrape command, with a scrape URL and hashes.
+    let out = run_tracker(&[
+        "scrape",
+        &format!("http://127.0.0.1:{}/scrape", r.port),
+        &hex(&h.0),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["files"][hex(&h.0)]["complete"], 1);
+    let out = run_tracker(&["scrape", &udp, &hex(&h.0)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{}  1 seeders", hex(&h.0))));
 }

@@ -2,7 +2,7 @@
 //! from raw bytes, and bencoded replies.
 
 use super::{bencode, AnnounceRequest, Event, InfoHash, PeerId, Peers, ScrapeStats};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Why an announce or scrape was refused; the text goes out as `failure reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -295,6 +295,134 @@ fn peer_dict(out: &mut Vec<u8>, ip: &str, id: Option<&PeerId>, port: u16) {
     out.push(b'e');
 }
 
+// ---- client side ----
+
+/// Why a client could not use a tracker's HTTP reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplyError {
+    /// The tracker refused: its `failure reason`.
+    Failure(String),
+    /// Not bencode, or not the dictionary a tracker sends.
+    Invalid(String),
+}
+
+impl std::fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplyError::Failure(r) => write!(f, "tracker refused: {r}"),
+            ReplyError::Invalid(e) => write!(f, "invalid tracker reply: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReplyError {}
+
+fn reply_dict(body: &[u8]) -> Result<bencode::Value<'_>, ReplyError> {
+    let v = bencode::decode(body).map_err(|e| ReplyError::Invalid(e.to_string()))?;
+    if v.as_dict().is_none() {
+        return Err(ReplyError::Invalid("not a dictionary".into()));
+    }
+    if let Some(r) = v.get(b"failure reason") {
+        let text = r
+            .as_bytes()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        return Err(ReplyError::Failure(text.into_owned()));
+    }
+    Ok(v)
+}
+
+fn count(v: &bencode::Value<'_>, key: &[u8]) -> Option<u32> {
+    v.get(key)
+        .and_then(|x| x.as_int())
+        .map(|n| n.clamp(0, u32::MAX as i64) as u32)
+}
+
+/// Reads an announce reply: compact `peers` (and `peers6`), or a list of
+/// `{ip, port}` dictionaries; `failure reason` is an error, `warning
+/// message` is kept.
+pub fn parse_announce_response(body: &[u8]) -> Result<super::AnnounceResponse, ReplyError> {
+    let v = reply_dict(body)?;
+    let interval = count(&v, b"interval").ok_or(ReplyError::Invalid("no interval".into()))?;
+    let mut peers = Vec::new();
+    match v.get(b"peers") {
+        Some(bencode::Value::Bytes(b)) => {
+            if b.len() % 6 != 0 {
+                return Err(ReplyError::Invalid(
+                    "compact peers not a multiple of 6 bytes".into(),
+                ));
+            }
+            peers.extend(super::compact_peers(b, false));
+        }
+        Some(bencode::Value::List(list)) => {
+            for p in list {
+                let ip = p
+                    .get(b"ip")
+                    .and_then(|i| i.as_bytes())
+                    .and_then(|i| std::str::from_utf8(i).ok())
+                    .and_then(|i| i.parse::<IpAddr>().ok());
+                let port = p.get(b"port").and_then(|x| x.as_int());
+                match (ip, port) {
+                    (Some(ip), Some(port @ 1..=65535)) => {
+                        peers.push(std::net::SocketAddr::new(ip, port as u16))
+                    }
+                    _ => return Err(ReplyError::Invalid("a peer without ip or port".into())),
+                }
+            }
+        }
+        None => {}
+        Some(_) => {
+            return Err(ReplyError::Invalid(
+                "peers is neither bytes nor a list".into(),
+            ))
+        }
+    }
+    if let Some(b) = v.get(b"peers6").and_then(|x| x.as_bytes()) {
+        if b.len() % 18 != 0 {
+            return Err(ReplyError::Invalid(
+                "peers6 not a multiple of 18 bytes".into(),
+            ));
+        }
+        peers.extend(super::compact_peers(b, true));
+    }
+    Ok(super::AnnounceResponse {
+        interval,
+        min_interval: count(&v, b"min interval"),
+        complete: count(&v, b"complete").unwrap_or(0),
+        incomplete: count(&v, b"incomplete").unwrap_or(0),
+        peers,
+        warning: v
+            .get(b"warning message")
+            .and_then(|w| w.as_bytes())
+            .map(|w| String::from_utf8_lossy(w).into_owned()),
+    })
+}
+
+/// Reads a scrape reply: counts per info hash, in the reply's order.
+pub fn parse_scrape_response(body: &[u8]) -> Result<Vec<(InfoHash, ScrapeStats)>, ReplyError> {
+    let v = reply_dict(body)?;
+    let files = v
+        .get(b"files")
+        .and_then(|f| f.as_dict())
+        .ok_or(ReplyError::Invalid("no files dictionary".into()))?;
+    files
+        .iter()
+        .map(|(k, f)| {
+            let h: [u8; 20] = (*k)
+                .try_into()
+                .map_err(|_| ReplyError::Invalid("a key that is not a 20-byte hash".into()))?;
+            Ok((
+                InfoHash(h),
+                ScrapeStats {
+                    complete: count(f, b"complete").unwrap_or(0),
+                    incomplete: count(f, b"incomplete").unwrap_or(0),
+                    downloaded: count(f, b"downloaded").unwrap_or(0),
+                },
+            ))
+        })
+        .collect()
+}
+
 /// Writes a scrape reply. `entries` must be sorted by hash and free of
 /// duplicates (bencode wants sorted keys).
 pub fn write_scrape_reply(
@@ -511,7 +639,71 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_client_reads_what_the_server_writes() {
+        let mut peers = Peers::default();
+        peers.v4.extend_from_slice(&[10, 0, 0, 1, 0x1a, 0xe1]);
+        peers.v6.extend_from_slice(&[0; 15]);
+        peers.v6.extend_from_slice(&[1, 0x1a, 0xe2]);
+        peers.ids4.push(PeerId([1; 20]));
+        peers.ids6.push(PeerId([2; 20]));
+        for compact in [true, false] {
+            let form = ReplyForm {
+                interval: 600,
+                min_interval: 300,
+                compact,
+                no_peer_id: false,
+            };
+            let mut out = Vec::new();
+            write_announce_reply(&mut out, &form, 3, 4, &peers);
+            let r = parse_announce_response(&out).unwrap();
+            assert_eq!(
+                (r.interval, r.min_interval, r.complete, r.incomplete),
+                (600, Some(300), 3, 4)
+            );
+            let want: Vec<std::net::SocketAddr> = vec![
+                "10.0.0.1:6881".parse().unwrap(),
+                "[::1]:6882".parse().unwrap(),
+            ];
+            assert_eq!(r.peers, want, "compact {compact}");
+        }
+        let mut out = Vec::new();
+        bencode::failure(&mut out, "go away");
+        assert_eq!(
+            parse_announce_response(&out),
+            Err(ReplyError::Failure("go away".into()))
+        );
+        let r =
+            parse_announce_response(b"d8:intervali60e5:peers0:15:warning message4:slowe").unwrap();
+        assert_eq!(r.warning.as_deref(), Some("slow"));
+        assert!(matches!(
+            parse_announce_response(b"d5:peers5:abcdee"),
+            Err(ReplyError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_announce_response(b"<html>"),
+            Err(ReplyError::Invalid(_))
+        ));
+        let s = ScrapeStats {
+            complete: 1,
+            incomplete: 2,
+            downloaded: 3,
+        };
+        let mut out = Vec::new();
+        write_scrape_reply(&mut out, &[(InfoHash([5; 20]), s)], 600);
+        assert_eq!(
+            parse_scrape_response(&out).unwrap(),
+            vec![(InfoHash([5; 20]), s)]
+        );
+    }
+
     proptest! {
+        #[test]
+        fn arbitrary_replies_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_announce_response(&data);
+            let _ = parse_scrape_response(&data);
+        }
+
         #[test]
         fn arbitrary_queries_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = parse_announce(&data);

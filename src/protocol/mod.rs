@@ -148,6 +148,36 @@ pub struct ScrapeStats {
     pub downloaded: u32,
 }
 
+/// A tracker's answer to an announce, as a client reads it (any protocol).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnnounceResponse {
+    /// Seconds until the next regular announce.
+    pub interval: u32,
+    /// Seconds a client must wait between announces, when the tracker says.
+    pub min_interval: Option<u32>,
+    /// Seeders.
+    pub complete: u32,
+    /// Leechers.
+    pub incomplete: u32,
+    pub peers: Vec<std::net::SocketAddr>,
+    /// A `warning message` the tracker sent along.
+    pub warning: Option<String>,
+}
+
+/// Peers in compact form: 6 bytes (IPv4) or 18 bytes (IPv6) each.
+pub fn compact_peers(bytes: &[u8], v6: bool) -> impl Iterator<Item = std::net::SocketAddr> + '_ {
+    let size = if v6 { 18 } else { 6 };
+    bytes.chunks_exact(size).map(move |c| {
+        let port = u16::from_be_bytes([c[size - 2], c[size - 1]]);
+        let ip: IpAddr = if v6 {
+            <[u8; 16]>::try_from(&c[..16]).expect("16 bytes").into()
+        } else {
+            <[u8; 4]>::try_from(&c[..4]).expect("4 bytes").into()
+        };
+        std::net::SocketAddr::new(ip, port)
+    })
+}
+
 /// Peers picked for one reply, in compact wire form, filled by
 /// [`crate::swarm::Shard::announce`] and read by every front's encoder.
 /// Kept by the caller and reused, so a reply allocates nothing once warm.

@@ -321,6 +321,227 @@ fn failure(reason: &str, action: Option<&str>, info_hash: Option<&InfoHash>) -> 
     .expect("plain data serializes")
 }
 
+// ---- client side ----
+
+/// An offer a client sends with its announce.
+#[derive(Clone, Debug)]
+pub struct ClientOffer {
+    pub offer_id: [u8; 20],
+    /// The WebRTC session description, as JSON (`{"type":"offer","sdp":...}`).
+    pub offer: Box<RawValue>,
+}
+
+#[derive(Serialize)]
+struct ClientOfferOut<'a> {
+    offer: &'a RawValue,
+    offer_id: String,
+}
+
+#[derive(Serialize)]
+struct ClientAnnounce<'a> {
+    action: &'static str,
+    info_hash: String,
+    peer_id: String,
+    numwant: u32,
+    uploaded: u64,
+    downloaded: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    left: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'static str>,
+    offers: Vec<ClientOfferOut<'a>>,
+}
+
+/// A client's announce: `{action:"announce", info_hash, peer_id, numwant,
+/// uploaded, downloaded, left, event, offers}`.
+pub fn client_announce(a: &AnnounceRequest, offers: &[ClientOffer]) -> String {
+    serde_json::to_string(&ClientAnnounce {
+        action: "announce",
+        info_hash: to_binary(&a.info_hash.0),
+        peer_id: to_binary(&a.peer_id.0),
+        numwant: a.numwant.unwrap_or(offers.len() as u32),
+        uploaded: a.uploaded,
+        downloaded: a.downloaded,
+        left: a.left,
+        event: match a.event {
+            Event::None => None,
+            e => Some(e.as_str()),
+        },
+        offers: offers
+            .iter()
+            .map(|o| ClientOfferOut {
+                offer: &o.offer,
+                offer_id: to_binary(&o.offer_id),
+            })
+            .collect(),
+    })
+    .expect("plain data serializes")
+}
+
+/// A client's answer to an offer it received.
+pub fn client_answer(
+    info_hash: &InfoHash,
+    peer_id: &PeerId,
+    to_peer_id: &PeerId,
+    offer_id: &[u8; 20],
+    answer: &RawValue,
+) -> String {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        action: &'static str,
+        info_hash: String,
+        peer_id: String,
+        to_peer_id: String,
+        offer_id: String,
+        answer: &'a RawValue,
+    }
+    serde_json::to_string(&Out {
+        action: "announce",
+        info_hash: to_binary(&info_hash.0),
+        peer_id: to_binary(&peer_id.0),
+        to_peer_id: to_binary(&to_peer_id.0),
+        offer_id: to_binary(offer_id),
+        answer,
+    })
+    .expect("plain data serializes")
+}
+
+/// A client's scrape of one hash or several.
+pub fn client_scrape(hashes: &[InfoHash]) -> String {
+    let list: Vec<String> = hashes.iter().map(|h| to_binary(&h.0)).collect();
+    let v = match list.as_slice() {
+        [one] => serde_json::json!({"action": "scrape", "info_hash": one}),
+        _ => serde_json::json!({"action": "scrape", "info_hash": list}),
+    };
+    v.to_string()
+}
+
+/// A message a WebSocket tracker sends to a client.
+#[derive(Debug)]
+pub enum ServerMessage {
+    /// The reply to an announce.
+    Announce {
+        info_hash: InfoHash,
+        interval: Option<u32>,
+        complete: u32,
+        incomplete: u32,
+    },
+    /// Another peer's offer, relayed.
+    Offer {
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        offer_id: [u8; 20],
+        offer: Box<RawValue>,
+    },
+    /// The answer to one of this client's offers, relayed.
+    Answer {
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        offer_id: [u8; 20],
+        answer: Box<RawValue>,
+    },
+    Scrape(Vec<(InfoHash, ScrapeStats)>),
+    /// A refusal, with the hash it concerns when the tracker says.
+    Failure {
+        reason: String,
+        info_hash: Option<InfoHash>,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    complete: Option<f64>,
+    incomplete: Option<f64>,
+    downloaded: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct RawServer {
+    action: Option<String>,
+    #[serde(rename = "failure reason")]
+    failure: Option<String>,
+    info_hash: Option<String>,
+    peer_id: Option<String>,
+    offer_id: Option<String>,
+    offer: Option<Box<RawValue>>,
+    answer: Option<Box<RawValue>>,
+    interval: Option<f64>,
+    complete: Option<f64>,
+    incomplete: Option<f64>,
+    files: Option<std::collections::BTreeMap<String, RawFile>>,
+}
+
+fn small(v: Option<f64>) -> u32 {
+    count(v).min(u32::MAX as u64) as u32
+}
+
+/// Reads one message from a tracker; the error says what is wrong with it.
+pub fn parse_server_message(text: &str) -> Result<ServerMessage, String> {
+    let m: RawServer =
+        serde_json::from_str(text).map_err(|e| format!("not a tracker message: {e}"))?;
+    let hash = |s: &Option<String>| s.as_deref().and_then(binary20).map(InfoHash);
+    if let Some(reason) = m.failure {
+        return Ok(ServerMessage::Failure {
+            reason,
+            info_hash: hash(&m.info_hash),
+        });
+    }
+    match m.action.as_deref() {
+        Some("scrape") => {
+            let files = m.files.ok_or("a scrape reply without files")?;
+            let mut out = Vec::with_capacity(files.len());
+            for (k, f) in files {
+                let h = binary20(&k).ok_or("a scrape key that is not a 20-byte hash")?;
+                out.push((
+                    InfoHash(h),
+                    ScrapeStats {
+                        complete: small(f.complete),
+                        incomplete: small(f.incomplete),
+                        downloaded: small(f.downloaded),
+                    },
+                ));
+            }
+            Ok(ServerMessage::Scrape(out))
+        }
+        Some("announce") => {
+            let info_hash = hash(&m.info_hash).ok_or("an announce message without info_hash")?;
+            let relayed = |what: &str| -> Result<(PeerId, [u8; 20]), String> {
+                let peer = m.peer_id.as_deref().and_then(binary20);
+                let offer = m.offer_id.as_deref().and_then(binary20);
+                match (peer, offer) {
+                    (Some(p), Some(o)) => Ok((PeerId(p), o)),
+                    _ => Err(format!("a relayed {what} without peer_id or offer_id")),
+                }
+            };
+            if let Some(offer) = m.offer {
+                let (peer_id, offer_id) = relayed("offer")?;
+                return Ok(ServerMessage::Offer {
+                    info_hash,
+                    peer_id,
+                    offer_id,
+                    offer,
+                });
+            }
+            if let Some(answer) = m.answer {
+                let (peer_id, offer_id) = relayed("answer")?;
+                return Ok(ServerMessage::Answer {
+                    info_hash,
+                    peer_id,
+                    offer_id,
+                    answer,
+                });
+            }
+            Ok(ServerMessage::Announce {
+                info_hash,
+                interval: m.interval.map(|i| small(Some(i))),
+                complete: small(m.complete),
+                incomplete: small(m.incomplete),
+            })
+        }
+        _ => Err("a message with no known action".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,6 +698,98 @@ mod tests {
             let a = match parse(&msg.to_string()).unwrap() { WsRequest::Announce(a) => a, _ => unreachable!() };
             prop_assert_eq!(a.request.info_hash.0, h);
             prop_assert_eq!(a.request.peer_id.0, p);
+        }
+    }
+
+    #[test]
+    fn client_messages_round_trip_through_the_server_codec() {
+        let a = AnnounceRequest {
+            info_hash: InfoHash([0xff; 20]),
+            peer_id: PeerId(*b"-WW0109-abcdefghijkl"),
+            port: 0,
+            uploaded: 1,
+            downloaded: 2,
+            left: Some(3),
+            event: Event::Started,
+            numwant: Some(5),
+            key: None,
+        };
+        let offers = vec![ClientOffer {
+            offer_id: [b'o'; 20],
+            offer: RawValue::from_string(r#"{"type":"offer","sdp":"x"}"#.into()).unwrap(),
+        }];
+        let WsRequest::Announce(got) = parse(&client_announce(&a, &offers)).unwrap() else {
+            panic!("an announce");
+        };
+        assert_eq!(got.request.info_hash, a.info_hash);
+        assert_eq!(got.request.left, Some(3));
+        assert_eq!(got.request.event, Event::Started);
+        assert_eq!(got.offers.len(), 1);
+        assert_eq!(got.offers[0].offer_id, [b'o'; 20]);
+        let WsRequest::Scrape(h) =
+            parse(&client_scrape(&[InfoHash([1; 20]), InfoHash([2; 20])])).unwrap()
+        else {
+            panic!("a scrape");
+        };
+        assert_eq!(h, vec![InfoHash([1; 20]), InfoHash([2; 20])]);
+    }
+
+    #[test]
+    fn server_messages_as_a_client_reads_them() {
+        let h = InfoHash([7; 20]);
+        let s = ScrapeStats {
+            complete: 1,
+            incomplete: 2,
+            downloaded: 3,
+        };
+        match parse_server_message(&announce_reply(&h, 120, &s)).unwrap() {
+            ServerMessage::Announce {
+                info_hash,
+                interval,
+                complete,
+                incomplete,
+            } => {
+                assert_eq!(
+                    (info_hash, interval, complete, incomplete),
+                    (h, Some(120), 1, 2)
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_server_message(&scrape_reply(&[(h, s)])).unwrap() {
+            ServerMessage::Scrape(v) => assert_eq!(v, vec![(h, s)]),
+            other => panic!("{other:?}"),
+        }
+        let o = Offer {
+            offer_id: [9; 20],
+            offer: RawValue::from_string("{\"sdp\":\"v=0\"}".into()).unwrap(),
+        };
+        match parse_server_message(&offer_message(&h, &PeerId([3; 20]), &o)).unwrap() {
+            ServerMessage::Offer {
+                peer_id,
+                offer_id,
+                offer,
+                ..
+            } => {
+                assert_eq!((peer_id, offer_id), (PeerId([3; 20]), [9; 20]));
+                assert_eq!(offer.get(), "{\"sdp\":\"v=0\"}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_server_message(&refusal_reply("no", "announce", Some(&h))).unwrap() {
+            ServerMessage::Failure { reason, info_hash } => {
+                assert_eq!((reason.as_str(), info_hash), ("no", Some(h)))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_server_message("[]").is_err());
+        assert!(parse_server_message("{\"action\":\"announce\"}").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_message_or_an_error(t in ".{0,300}") {
+            let _ = parse_server_message(&t);
         }
     }
 }
