@@ -344,10 +344,10 @@ impl FileConfig {
         set(&mut c.udp, self.udp);
         set(&mut c.ws, self.ws);
         if let Some(v) = &self.listen_v4 {
-            c.listen_v4 = parse_listen(v, "listen_v4")?;
+            c.listen_v4 = parse_listen(v, "listen_v4 (--listen-v4)")?;
         }
         if let Some(v) = &self.listen_v6 {
-            c.listen_v6 = parse_listen(v, "listen_v6")?;
+            c.listen_v6 = parse_listen(v, "listen_v6 (--listen-v6)")?;
             c.require_v6 = c.listen_v6.is_some();
         }
         match self.workers {
@@ -529,79 +529,61 @@ fn toml_str(s: &str) -> String {
 }
 
 impl Cli {
-    /// The configuration these flags (and the file they name) describe.
-    pub fn into_config(self) -> Result<ServerConfig, String> {
+    /// What the flags set, in the file's terms; what they leave out stays `None`.
+    fn overlay(self) -> Result<FileConfig, String> {
+        let any = self.http || self.udp || self.ws;
+        let flag = |on: bool, v: bool| on.then_some(v);
+        if self.workers == Some(0) {
+            return Err("--workers: must be at least 1".into());
+        }
+        let log = if self.silent {
+            Some(LogLevel::Silent)
+        } else if self.quiet {
+            Some(LogLevel::Errors)
+        } else {
+            self.log_level
+        };
+        Ok(FileConfig {
+            port: self.port,
+            http: flag(any, self.http),
+            udp: flag(any, self.udp),
+            ws: flag(any, self.ws),
+            listen_v4: self.listen_v4,
+            listen_v6: self.listen_v6,
+            workers: self.workers,
+            pin_workers: flag(self.no_pin, false),
+            interval: self
+                .interval
+                .map(|ms| ms.div_ceil(1000).clamp(1, u32::MAX as u64) as u32),
+            min_interval: None,
+            peer_ttl: None,
+            numwant: self.numwant,
+            max_numwant: self.max_numwant,
+            trust_proxy: flag(self.trust_proxy, true),
+            full_scrape: flag(self.no_full_scrape, false),
+            stats: flag(self.no_stats, false),
+            metrics: flag(self.no_metrics, false),
+            allow: self.allow,
+            deny: self.deny,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            state: self.state,
+            state_interval: self.state_interval,
+            max_scrape_hashes: None,
+            reserve_torrents: self.reserve_torrents,
+            log: log.map(|l| l.name().to_string()),
+        })
+    }
+
+    /// The configuration these flags (and the file they name) describe:
+    /// defaults, then the file, then the flags.
+    pub fn into_config(mut self) -> Result<ServerConfig, String> {
         let mut c = ServerConfig::default();
-        if let Some(path) = &self.config {
-            read_file(path)?.apply(&mut c)?;
+        if let Some(path) = self.config.take() {
+            read_file(&path)?.apply(&mut c)?;
         }
-        if let Some(p) = self.port {
-            c.port = p;
-        }
-        if self.http || self.udp || self.ws {
-            (c.http, c.udp, c.ws) = (self.http, self.udp, self.ws);
-        }
-        if let Some(ms) = self.interval {
-            c.set_interval(ms.div_ceil(1000).clamp(1, u32::MAX as u64) as u32);
-        }
-        if let Some(s) = &self.listen_v4 {
-            c.listen_v4 = parse_listen(s, "--listen-v4")?;
-        }
-        if let Some(s) = &self.listen_v6 {
-            c.listen_v6 = parse_listen(s, "--listen-v6")?;
-            c.require_v6 = c.listen_v6.is_some();
-        }
-        match self.workers {
-            Some(0) => return Err("--workers: must be at least 1".into()),
-            Some(n) => c.workers = n,
-            None => {}
-        }
-        if self.no_pin {
-            c.pin_workers = false;
-        }
-        if let Some(n) = self.max_numwant {
-            c.numwant_max = n;
-        }
-        if let Some(n) = self.numwant {
-            c.numwant_default = n;
-        }
+        self.overlay()?.apply(&mut c)?;
         c.numwant_default = c.numwant_default.min(c.numwant_max);
-        c.trust_proxy |= self.trust_proxy;
-        if self.no_full_scrape {
-            c.full_scrape = false;
-        }
-        if self.no_stats {
-            c.stats = false;
-        }
-        if self.no_metrics {
-            c.metrics = false;
-        }
-        for (dst, v) in [
-            (&mut c.allow, self.allow),
-            (&mut c.deny, self.deny),
-            (&mut c.tls_cert, self.tls_cert),
-            (&mut c.tls_key, self.tls_key),
-            (&mut c.state, self.state),
-        ] {
-            if v.is_some() {
-                *dst = v;
-            }
-        }
-        if let Some(n) = self.state_interval {
-            c.state_interval = n;
-        }
-        if let Some(n) = self.reserve_torrents {
-            c.reserve_torrents = n;
-        }
-        if let Some(l) = self.log_level {
-            c.log = l;
-        }
-        if self.quiet {
-            c.log = LogLevel::Errors;
-        }
-        if self.silent {
-            c.log = LogLevel::Silent;
-        }
         c.check()?;
         Ok(c)
     }

@@ -114,6 +114,37 @@ pub enum Relayed {
     },
 }
 
+impl Relayed {
+    /// The relayed message in `m`, or `m` itself when it is something else.
+    fn from_message(m: ServerMessage) -> Result<Relayed, ServerMessage> {
+        match m {
+            ServerMessage::Offer {
+                info_hash,
+                peer_id,
+                offer_id,
+                offer,
+            } => Ok(Relayed::Offer {
+                info_hash,
+                peer_id,
+                offer_id,
+                offer: offer.get().to_string(),
+            }),
+            ServerMessage::Answer {
+                info_hash,
+                peer_id,
+                offer_id,
+                answer,
+            } => Ok(Relayed::Answer {
+                info_hash,
+                peer_id,
+                offer_id,
+                answer: answer.get().to_string(),
+            }),
+            other => Err(other),
+        }
+    }
+}
+
 /// The URL a tracker's scrape is at: the last path segment `announce...`
 /// becomes `scrape...` (BEP 48).
 pub fn scrape_url(announce: &Url) -> Option<Url> {
@@ -704,31 +735,12 @@ impl Ws {
             if left.is_zero() {
                 return Err(TrackerError::Timeout);
             }
-            match self.read(left.min(Duration::from_millis(250)))? {
-                None => {}
-                Some(ServerMessage::Offer {
-                    info_hash,
-                    peer_id,
-                    offer_id,
-                    offer,
-                }) => relayed(Relayed::Offer {
-                    info_hash,
-                    peer_id,
-                    offer_id,
-                    offer: offer.get().to_string(),
-                }),
-                Some(ServerMessage::Answer {
-                    info_hash,
-                    peer_id,
-                    offer_id,
-                    answer,
-                }) => relayed(Relayed::Answer {
-                    info_hash,
-                    peer_id,
-                    offer_id,
-                    answer: answer.get().to_string(),
-                }),
-                Some(m) => {
+            let Some(m) = self.read(left.min(Duration::from_millis(250)))? else {
+                continue;
+            };
+            match Relayed::from_message(m) {
+                Ok(r) => relayed(r),
+                Err(m) => {
                     if let Some(r) = want(m) {
                         return r;
                     }
@@ -799,29 +811,11 @@ impl Ws {
             .filter(|d| !d.is_zero())
         {
             match self.read(left) {
-                Ok(Some(ServerMessage::Offer {
-                    info_hash,
-                    peer_id,
-                    offer_id,
-                    offer,
-                })) => relayed(Relayed::Offer {
-                    info_hash,
-                    peer_id,
-                    offer_id,
-                    offer: offer.get().to_string(),
-                }),
-                Ok(Some(ServerMessage::Answer {
-                    info_hash,
-                    peer_id,
-                    offer_id,
-                    answer,
-                })) => relayed(Relayed::Answer {
-                    info_hash,
-                    peer_id,
-                    offer_id,
-                    answer: answer.get().to_string(),
-                }),
-                Ok(Some(_)) => {}
+                Ok(Some(m)) => {
+                    if let Ok(r) = Relayed::from_message(m) {
+                        relayed(r);
+                    }
+                }
                 Ok(None) => {}
                 Err(_) => {
                     // Gone; the next announce reconnects.
