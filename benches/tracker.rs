@@ -59,7 +59,9 @@ fn populated() -> Shard {
         for (k, left) in [(0, 0), (1, 100)] {
             let p = i * 2 + k;
             peers.clear();
-            shard.announce(&announce(i, p, left), peer_ip(p), 0, &want, &mut peers);
+            shard
+                .announce(&announce(i, p, left), peer_ip(p), 0, &want, &mut peers)
+                .expect("no limits set");
         }
     }
     shard

@@ -52,6 +52,53 @@ impl std::str::FromStr for LogLevel {
     }
 }
 
+/// Bounds on what clients can make the tracker hold or do. Each has a
+/// default that suits a big public tracker; `[limits]` in the file sets them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Open HTTP and WebSocket connections, all workers together; past it a
+    /// new connection is closed at once.
+    pub max_connections: usize,
+    /// Torrents held, all workers together; past it announces for new
+    /// torrents are refused (`tracker is full`), known ones go on.
+    pub max_torrents: usize,
+    /// Peers held, all workers together; past it new peers are refused,
+    /// known ones go on.
+    pub max_peers: usize,
+    /// Largest HTTP request head (request line and headers), bytes: 431 past it.
+    pub max_request_bytes: usize,
+    /// Seconds a keep-alive HTTP connection may sit idle.
+    pub idle_timeout: u32,
+    /// Seconds a request may take to arrive whole once it has begun (slowloris).
+    pub request_timeout: u32,
+    /// Most `info_hash` values one scrape may name.
+    pub max_scrape_hashes: usize,
+    /// WebRTC offers remembered for their answers, all workers together.
+    pub max_offers: usize,
+    /// Messages waiting for one WebSocket connection; a client that reads
+    /// slower is disconnected.
+    pub ws_queue: usize,
+    /// Largest WebSocket message, bytes: the connection closes with 1009.
+    pub ws_max_message: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 100_000,
+            max_torrents: 20_000_000,
+            max_peers: 100_000_000,
+            max_request_bytes: 8 * 1024,
+            idle_timeout: 30,
+            request_timeout: 10,
+            max_scrape_hashes: 256,
+            max_offers: 1_000_000,
+            ws_queue: 256,
+            ws_max_message: 256 * 1024,
+        }
+    }
+}
+
 /// Everything a [`crate::Server`] needs to know.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -100,8 +147,7 @@ pub struct ServerConfig {
     pub state: Option<PathBuf>,
     /// Seconds between state saves.
     pub state_interval: u32,
-    /// Most `info_hash` values one scrape may name.
-    pub max_scrape_hashes: usize,
+    pub limits: Limits,
     /// Torrents to make room for at start, over all workers: growing the
     /// torrent map later copies it whole, a stall of milliseconds per
     /// million torrents.
@@ -136,7 +182,7 @@ impl Default for ServerConfig {
             tls_key: None,
             state: None,
             state_interval: 300,
-            max_scrape_hashes: 256,
+            limits: Limits::default(),
             reserve_torrents: 0,
             log: LogLevel::Info,
         }
@@ -246,6 +292,15 @@ pub struct Cli {
     /// torrent map never stalls a worker to grow while it serves [default: 0]
     #[arg(long, value_name = "N")]
     pub reserve_torrents: Option<usize>,
+    /// Open HTTP and WebSocket connections at most [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Torrents held at most; new ones are refused past it [default: 20000000]
+    #[arg(long, value_name = "N")]
+    pub max_torrents: Option<usize>,
+    /// Peers held at most; new ones are refused past it [default: 100000000]
+    #[arg(long, value_name = "N")]
+    pub max_peers: Option<usize>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -286,9 +341,49 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     state: Option<PathBuf>,
     state_interval: Option<u32>,
-    max_scrape_hashes: Option<usize>,
     reserve_torrents: Option<usize>,
     log: Option<String>,
+    limits: Option<FileLimits>,
+}
+
+/// `[limits]` in the file.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_connections: Option<usize>,
+    max_torrents: Option<usize>,
+    max_peers: Option<usize>,
+    max_request_bytes: Option<usize>,
+    idle_timeout: Option<u32>,
+    request_timeout: Option<u32>,
+    max_scrape_hashes: Option<usize>,
+    max_offers: Option<usize>,
+    ws_queue: Option<usize>,
+    ws_max_message: Option<usize>,
+}
+
+impl FileLimits {
+    fn apply(self, l: &mut Limits) {
+        let set = |dst: &mut usize, v: Option<usize>| {
+            if let Some(v) = v {
+                *dst = v
+            }
+        };
+        set(&mut l.max_connections, self.max_connections);
+        set(&mut l.max_torrents, self.max_torrents);
+        set(&mut l.max_peers, self.max_peers);
+        set(&mut l.max_request_bytes, self.max_request_bytes);
+        set(&mut l.max_scrape_hashes, self.max_scrape_hashes);
+        set(&mut l.max_offers, self.max_offers);
+        set(&mut l.ws_queue, self.ws_queue);
+        set(&mut l.ws_max_message, self.ws_max_message);
+        if let Some(v) = self.idle_timeout {
+            l.idle_timeout = v;
+        }
+        if let Some(v) = self.request_timeout {
+            l.request_timeout = v;
+        }
+    }
 }
 
 fn parse_listen<T: std::str::FromStr>(s: &str, key: &str) -> Result<Option<T>, String> {
@@ -388,14 +483,14 @@ impl FileConfig {
         if let Some(v) = self.state_interval {
             c.state_interval = v;
         }
-        if let Some(v) = self.max_scrape_hashes {
-            c.max_scrape_hashes = v;
-        }
         if let Some(v) = self.reserve_torrents {
             c.reserve_torrents = v;
         }
         if let Some(v) = &self.log {
             c.log = v.parse().map_err(|e| format!("log: {e}"))?;
+        }
+        if let Some(l) = self.limits {
+            l.apply(&mut c.limits);
         }
         Ok(())
     }
@@ -509,16 +604,57 @@ impl ServerConfig {
             ),
         );
         key(
-            "Most info hashes one scrape may name.",
-            format!("max_scrape_hashes = {}", self.max_scrape_hashes),
-        );
-        key(
             "Torrents to make room for at start (all workers together), so the torrent\nmap never stalls a worker to grow.",
             format!("reserve_torrents = {}", self.reserve_torrents),
         );
         key(
             "silent, error, warn, info or debug.",
             format!("log = \"{}\"", self.log.name()),
+        );
+        let l = &self.limits;
+        t.push_str("# What clients can make the tracker hold or do.\n[limits]\n\n");
+        let mut key = |doc: &str, line: String| {
+            let _ = writeln!(t, "# {doc}\n{line}\n");
+        };
+        key(
+            "Open HTTP and WebSocket connections, all workers together; more are closed at once.",
+            format!("max_connections = {}", l.max_connections),
+        );
+        key(
+            "Torrents held; past it announces for new torrents get \"tracker is full\".",
+            format!("max_torrents = {}", l.max_torrents),
+        );
+        key(
+            "Peers held; past it new peers get \"tracker is full\" (known ones go on).",
+            format!("max_peers = {}", l.max_peers),
+        );
+        key(
+            "Largest HTTP request line and headers, bytes (431 past it).",
+            format!("max_request_bytes = {}", l.max_request_bytes),
+        );
+        key(
+            "Seconds an idle keep-alive HTTP connection is kept.",
+            format!("idle_timeout = {}", l.idle_timeout),
+        );
+        key(
+            "Seconds a request may take to arrive whole (slow clients are cut off).",
+            format!("request_timeout = {}", l.request_timeout),
+        );
+        key(
+            "Most info hashes one scrape may name.",
+            format!("max_scrape_hashes = {}", l.max_scrape_hashes),
+        );
+        key(
+            "WebRTC offers remembered for their answers.",
+            format!("max_offers = {}", l.max_offers),
+        );
+        key(
+            "Messages queued for one WebSocket client; a slower reader is disconnected.",
+            format!("ws_queue = {}", l.ws_queue),
+        );
+        key(
+            "Largest WebSocket message, bytes (the connection closes with 1009).",
+            format!("ws_max_message = {}", l.ws_max_message),
         );
         t
     }
@@ -569,9 +705,14 @@ impl Cli {
             tls_key: self.tls_key,
             state: self.state,
             state_interval: self.state_interval,
-            max_scrape_hashes: None,
             reserve_torrents: self.reserve_torrents,
             log: log.map(|l| l.name().to_string()),
+            limits: Some(FileLimits {
+                max_connections: self.max_connections,
+                max_torrents: self.max_torrents,
+                max_peers: self.max_peers,
+                ..FileLimits::default()
+            }),
         })
     }
 
@@ -603,6 +744,16 @@ impl ServerConfig {
         }
         if self.state.is_some() && self.state_interval == 0 {
             return Err("state_interval: must be at least 1 second".into());
+        }
+        let l = &self.limits;
+        if l.max_request_bytes < 256 {
+            return Err("limits.max_request_bytes: at least 256".into());
+        }
+        if l.idle_timeout == 0 || l.request_timeout == 0 {
+            return Err("limits.idle_timeout and limits.request_timeout: at least 1 second".into());
+        }
+        if l.ws_queue == 0 || l.ws_max_message < 1024 {
+            return Err("limits.ws_queue: at least 1; limits.ws_max_message: at least 1024".into());
         }
         Ok(())
     }

@@ -20,18 +20,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Largest request head (request line and headers).
-pub const MAX_HEAD: usize = 8 * 1024;
 /// Largest request body accepted (and ignored: trackers take GETs).
 pub const MAX_BODY: usize = 8 * 1024;
 /// Bytes a connection starts with for reading requests.
 const FIRST_BUFFER: usize = 2 * 1024;
 /// Most headers in one request.
 pub const MAX_HEADERS: usize = 64;
-/// A keep-alive connection with no request for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// A request must arrive whole within this long of its first bytes.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const NOT_ALLOWED: &str = "405 Method Not Allowed";
 const HTTP: Protocol = Protocol::Http;
 /// Pipelined replies are flushed once this many bytes are waiting.
@@ -42,6 +36,14 @@ pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                // Over the limit: closed at once, before it costs anything.
+                let open_now: u64 = w.counters.open_connections();
+                if open_now >= w.max_connections as u64 {
+                    w.counters.request(HTTP, Action::Other);
+                    w.counters.error(HTTP, Action::Other);
+                    drop(stream);
+                    continue;
+                }
                 glommio::spawn_local(open(w.clone(), stream)).detach();
             }
             Err(e) => {
@@ -165,14 +167,15 @@ async fn open(w: Rc<Worker>, stream: TcpStream) {
         None => Conn::Plain(stream),
         Some(acceptor) => {
             let mut first = [0u8; 1];
-            if stream.set_read_timeout(Some(REQUEST_TIMEOUT)).is_err() {
+            let request_timeout = Duration::from_secs(w.cfg.limits.request_timeout as u64);
+            if stream.set_read_timeout(Some(request_timeout)).is_err() {
                 return;
             }
             match stream.peek(&mut first).await {
                 Ok(1) if first[0] == tls::HANDSHAKE => {
                     let handshake = acceptor.accept(stream);
                     let limit = async {
-                        glommio::timer::sleep(REQUEST_TIMEOUT).await;
+                        glommio::timer::sleep(request_timeout).await;
                         Err(std::io::ErrorKind::TimedOut.into())
                     };
                     match futures_lite::future::or(handshake, limit).await {
@@ -207,6 +210,10 @@ async fn flush(w: &Worker, stream: &mut Conn, out: &mut Vec<u8>) -> bool {
 /// Serves one connection: every complete request in the buffer is answered
 /// in order, replies to pipelined requests go out together.
 async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
+    let limits = &w.cfg.limits;
+    let max_head = limits.max_request_bytes;
+    let idle_timeout = Duration::from_secs(limits.idle_timeout as u64);
+    let request_timeout = Duration::from_secs(limits.request_timeout as u64);
     // Most requests fit the first buffer; it grows (to at most a whole head
     // and body) only for a request that needs it, so idle keep-alive
     // connections stay cheap.
@@ -222,6 +229,11 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
             let mut req = httparse::Request::new(&mut headers);
             let head_len = match req.parse(&buf[start..end]) {
                 Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) if end - start > max_head => {
+                    write_error(&mut out, "431 Request Header Fields Too Large");
+                    flush(w, &mut stream, &mut out).await;
+                    return;
+                }
                 Ok(httparse::Status::Partial) => break,
                 Err(httparse::Error::TooManyHeaders) => {
                     write_error(&mut out, "431 Request Header Fields Too Large");
@@ -371,19 +383,19 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
             start = 0;
         }
         if end == buf.len() {
-            if buf.len() >= MAX_HEAD + MAX_BODY {
+            if buf.len() >= max_head + MAX_BODY {
                 write_error(&mut out, "431 Request Header Fields Too Large");
                 flush(w, &mut stream, &mut out).await;
                 return;
             }
-            buf.resize((buf.len() * 2).min(MAX_HEAD + MAX_BODY), 0);
+            buf.resize((buf.len() * 2).min(max_head + MAX_BODY), 0);
         }
         let timeout = match began {
-            Some(t) => match REQUEST_TIMEOUT.checked_sub(t.elapsed()) {
+            Some(t) => match request_timeout.checked_sub(t.elapsed()) {
                 Some(left) if !left.is_zero() => left,
                 _ => return, // too slow: a slowloris gets no more time
             },
-            None => IDLE_TIMEOUT,
+            None => idle_timeout,
         };
         if stream.set_read_timeout(Some(timeout)).is_err() {
             return;
@@ -438,10 +450,18 @@ pub fn announce_reply(
     ip: IpAddr,
     peers: &mut Peers,
     body: &mut Vec<u8>,
-) {
+) -> bool {
     peers.clear();
-    let s = shard.announce(&a.request, ip, now, &want_for(cfg, a), peers);
-    wire::write_announce_reply(body, &form_for(cfg, a), s.complete, s.incomplete, peers);
+    match shard.announce(&a.request, ip, now, &want_for(cfg, a), peers) {
+        Ok(s) => {
+            wire::write_announce_reply(body, &form_for(cfg, a), s.complete, s.incomplete, peers);
+            true
+        }
+        Err(full) => {
+            bencode::failure(body, full.message());
+            false
+        }
+    }
 }
 
 /// Answers an announce; false when the reply is a `failure reason`.
@@ -469,7 +489,7 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
     let owner = w.owner(&a.request.info_hash);
     if owner == w.id {
         let mut peers = w.peers.borrow_mut();
-        announce_reply(
+        let ok = announce_reply(
             &mut w.shard.borrow_mut(),
             &w.cfg,
             w.now(),
@@ -479,7 +499,7 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
             body,
         );
         w.announced(&a.request, Some(SocketAddr::new(ip, a.request.port)), HTTP);
-        return true;
+        return ok;
     }
     w.counters.forwarded();
     let form = form_for(&w.cfg, &a);
@@ -493,9 +513,19 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
         })
         .await;
     match reply {
-        Some(Reply::Announce { stats, peers, .. }) => {
+        Some(Reply::Announce {
+            stats: Ok(stats),
+            peers,
+            ..
+        }) => {
             wire::write_announce_reply(body, &form, stats.complete, stats.incomplete, &peers);
             true
+        }
+        Some(Reply::Announce {
+            stats: Err(full), ..
+        }) => {
+            bencode::failure(body, full.message());
+            false
         }
         _ => {
             bencode::failure(body, "tracker is shutting down");
@@ -507,7 +537,7 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
 /// Answers a scrape; false when the reply is a `failure reason`.
 async fn scrape(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut Vec<u8>) -> bool {
     let mut hashes: Vec<InfoHash> = Vec::new();
-    if let Err(e) = wire::parse_scrape(query, w.cfg.max_scrape_hashes, &mut hashes) {
+    if let Err(e) = wire::parse_scrape(query, w.cfg.limits.max_scrape_hashes, &mut hashes) {
         bencode::failure(body, e.message());
         return false;
     }

@@ -7,7 +7,7 @@ use super::stats::WorkerStats;
 use crate::protocol::ws::WsAnnounce;
 use crate::protocol::{AnnounceRequest, InfoHash, PeerId, Peers, ScrapeStats};
 use crate::swarm::ws::Conn;
-use crate::swarm::Want;
+use crate::swarm::{Full, Want};
 use std::net::{IpAddr, SocketAddr};
 
 /// Slots in each channel of the mesh.
@@ -58,7 +58,7 @@ pub(crate) enum Request {
 pub(crate) enum Reply {
     Announce {
         token: u32,
-        stats: ScrapeStats,
+        stats: Result<ScrapeStats, Full>,
         peers: Peers,
     },
     Scrape {
@@ -71,7 +71,7 @@ pub(crate) enum Reply {
     },
     WsAnnounce {
         token: u32,
-        stats: ScrapeStats,
+        stats: Result<ScrapeStats, Full>,
     },
     Stats {
         token: u32,

@@ -123,6 +123,11 @@ impl Counters {
         });
     }
 
+    /// Open HTTP and WebSocket connections.
+    pub fn open_connections(&self) -> u64 {
+        self.connections.iter().map(Cell::get).sum()
+    }
+
     pub fn snapshot(&self) -> CounterSnapshot {
         let grid = |g: &[[Cell<u64>; A]; P]| g.each_ref().map(|r| r.each_ref().map(Cell::get));
         CounterSnapshot {

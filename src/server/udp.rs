@@ -108,11 +108,9 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
             }
             let owner = w.owner(&announce.info_hash);
             if owner == w.id {
-                c.response(UDP, Action::Announce);
-                w.announced(&announce, Some(SocketAddr::new(ip, announce.port)), UDP);
                 let mut peers = w.peers.borrow_mut();
                 let mut shard = w.shard.borrow_mut();
-                announce_reply(
+                let ok = announce_reply(
                     &mut shard,
                     &w.cfg,
                     now,
@@ -122,6 +120,12 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
                     &mut peers,
                     out,
                 );
+                if ok {
+                    c.response(UDP, Action::Announce);
+                    w.announced(&announce, Some(SocketAddr::new(ip, announce.port)), UDP);
+                } else {
+                    c.error(UDP, Action::Announce);
+                }
                 return true;
             }
             let req = mesh::Request::UdpAnnounce {
@@ -195,6 +199,7 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
 
 /// Applies an announce to `shard` (its owner's) and writes the UDP reply:
 /// peers of the packet's own address family, as many as fit one datagram.
+/// Returns false when the shard was full and the reply is an error.
 #[allow(clippy::too_many_arguments)]
 pub fn announce_reply(
     shard: &mut Shard,
@@ -205,7 +210,7 @@ pub fn announce_reply(
     src: SocketAddr,
     peers: &mut Peers,
     out: &mut Vec<u8>,
-) {
+) -> bool {
     let v6 = src.is_ipv6();
     let fit = (MAX_REPLY - ANNOUNCE_REPLY_HEADER) / if v6 { 18 } else { 6 };
     let want = Want {
@@ -214,15 +219,23 @@ pub fn announce_reply(
         ids: false,
     };
     peers.clear();
-    let stats = shard.announce(a, src.ip(), now, &want, peers);
-    udp::write_announce_header(
-        out,
-        transaction_id,
-        cfg.interval,
-        stats.incomplete,
-        stats.complete,
-    );
-    out.extend_from_slice(if v6 { &peers.v6 } else { &peers.v4 });
+    match shard.announce(a, src.ip(), now, &want, peers) {
+        Ok(stats) => {
+            udp::write_announce_header(
+                out,
+                transaction_id,
+                cfg.interval,
+                stats.incomplete,
+                stats.complete,
+            );
+            out.extend_from_slice(if v6 { &peers.v6 } else { &peers.v4 });
+            true
+        }
+        Err(full) => {
+            udp::write_error(out, transaction_id, full.message());
+            false
+        }
+    }
 }
 
 /// Sends a reply from this worker's socket of `dst`'s family.

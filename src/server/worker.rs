@@ -86,6 +86,8 @@ pub(crate) struct Worker {
     /// Scratch peer buffers for replies built on this worker.
     pub peers: RefCell<Peers>,
     pub counters: Counters,
+    /// This worker's share of `limits.max_connections`.
+    pub max_connections: usize,
     pub shared: Arc<Shared>,
     /// This worker's copy of the lists and filter.
     pub access: RefCell<Access>,
@@ -381,9 +383,7 @@ impl Worker {
             } => {
                 out.clear();
                 let now = self.now();
-                self.counters
-                    .response(super::stats::Protocol::Udp, super::stats::Action::Announce);
-                udp::announce_reply(
+                let ok = udp::announce_reply(
                     &mut self.shard.borrow_mut(),
                     &self.cfg,
                     now,
@@ -393,11 +393,18 @@ impl Worker {
                     peers,
                     out,
                 );
-                self.announced(
-                    &announce,
-                    Some(SocketAddr::new(src.ip(), announce.port)),
-                    Protocol::Udp,
-                );
+                if ok {
+                    self.counters
+                        .response(Protocol::Udp, super::stats::Action::Announce);
+                    self.announced(
+                        &announce,
+                        Some(SocketAddr::new(src.ip(), announce.port)),
+                        Protocol::Udp,
+                    );
+                } else {
+                    self.counters
+                        .error(Protocol::Udp, super::stats::Action::Announce);
+                }
                 udp::send(self, out, src).await;
                 return;
             }
@@ -412,11 +419,13 @@ impl Worker {
                     self.shard
                         .borrow_mut()
                         .announce(&announce, ip, self.now(), &want, &mut peers);
-                self.announced(
-                    &announce,
-                    Some(SocketAddr::new(ip, announce.port)),
-                    Protocol::Http,
-                );
+                if stats.is_ok() {
+                    self.announced(
+                        &announce,
+                        Some(SocketAddr::new(ip, announce.port)),
+                        Protocol::Http,
+                    );
+                }
                 Reply::Announce {
                     token,
                     stats,
@@ -522,6 +531,11 @@ pub(crate) async fn run(start: Start) {
             .div_ceil(workers)
             .max(restore_torrents + restore_torrents / 4),
     );
+    shard.set_limits(crate::swarm::ShardLimits {
+        max_torrents: cfg.limits.max_torrents.div_ceil(workers),
+        max_peers: cfg.limits.max_peers.div_ceil(workers),
+        max_offers: cfg.limits.max_offers.div_ceil(workers),
+    });
     let now = clock(started);
     if let Some(path) = &restore {
         super::state::restore(path, id, workers, restore_age, &mut shard, now);
@@ -536,6 +550,7 @@ pub(crate) async fn run(start: Start) {
         udp6: udp_socket(sockets.udp6),
         peers: RefCell::new(Peers::default()),
         counters: Counters::default(),
+        max_connections: cfg.limits.max_connections.div_ceil(workers),
         access: RefCell::new(access),
         tls: RefCell::new(tls.map(futures_rustls::TlsAcceptor::from)),
         generation: Cell::new(shared.generation()),

@@ -28,10 +28,6 @@ use tungstenite::{Message, WebSocket};
 
 const WS: Protocol = Protocol::Ws;
 
-/// Largest message accepted; a larger one closes the connection (1009).
-pub const MAX_MESSAGE: usize = 256 * 1024;
-/// Relayed messages waiting for a connection; a reader slower than this is dropped.
-pub const OUT_QUEUE: usize = 256;
 /// Torrents one connection may join.
 pub const MAX_JOINED: usize = 1024;
 /// A ping goes out after this long without traffic from the client.
@@ -109,7 +105,7 @@ pub(crate) async fn at_owner(
     w: &Worker,
     conn: Conn,
     a: &WsAnnounce,
-) -> crate::protocol::ScrapeStats {
+) -> Result<crate::protocol::ScrapeStats, crate::swarm::Full> {
     let (hash, from) = (a.request.info_hash, a.request.peer_id);
     let now = w.now();
     let mut out = Vec::new();
@@ -121,12 +117,14 @@ pub(crate) async fn at_owner(
             }
         }
         if a.answer_only {
-            shard.scrape(&hash)
+            Ok(shard.scrape(&hash))
         } else {
-            w.announced(&a.request, None, Protocol::Ws);
             let mut targets = Vec::new();
             let offers = a.offers.len().min(w.cfg.numwant_max as usize);
             let stats = shard.ws_announce(&a.request, conn, now, offers, &mut targets);
+            if stats.is_ok() {
+                w.announced(&a.request, None, Protocol::Ws);
+            }
             for ((to, c), offer) in targets.iter().zip(&a.offers) {
                 shard.offer_sent(hash, offer.offer_id, from, *to, now);
                 out.push((*c, wire::offer_message(&hash, &from, offer)));
@@ -160,7 +158,7 @@ pub(crate) async fn serve(
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (bytes_tx, mut bytes_rx) = futures_channel::mpsc::channel::<Vec<u8>>(2);
-    let (relay_tx, mut relay_rx) = futures_channel::mpsc::channel::<String>(OUT_QUEUE);
+    let (relay_tx, mut relay_rx) = futures_channel::mpsc::channel::<String>(w.cfg.limits.ws_queue);
     let conn = Conn {
         worker: w.id as u16,
         id: w.ws_register(relay_tx),
@@ -187,8 +185,8 @@ pub(crate) async fn serve(
     let mut config = WebSocketConfig::default();
     config.read_buffer_size = 4096;
     config.write_buffer_size = 0;
-    config.max_message_size = Some(MAX_MESSAGE);
-    config.max_frame_size = Some(MAX_MESSAGE);
+    config.max_message_size = Some(w.cfg.limits.ws_max_message);
+    config.max_frame_size = Some(w.cfg.limits.ws_max_message);
     let mut ws = WebSocket::from_raw_socket(
         Pipe {
             input: early,
@@ -351,7 +349,7 @@ async fn handle(
         }
         Ok(WsRequest::Scrape(mut hashes)) => {
             c.request(WS, Action::Scrape);
-            hashes.truncate(w.cfg.max_scrape_hashes);
+            hashes.truncate(w.cfg.limits.max_scrape_hashes);
             if let Some(reason) = w.scrape_refused(&hashes, from.ip, WS, path, query) {
                 c.error(WS, Action::Scrape);
                 return send_refusal(ws, &reason, "scrape", hashes.first().copied());
@@ -385,7 +383,6 @@ async fn handle(
                 c.error(WS, Action::Announce);
                 return send_refusal(ws, &reason, "announce", Some(hash));
             }
-            c.response(WS, Action::Announce);
             let joins =
                 !a.answer_only && event != Event::Stopped && !joined.contains(&(hash, peer));
             if joins && joined.len() >= MAX_JOINED {
@@ -408,11 +405,19 @@ async fn handle(
                     _ => return send_error(ws, "tracker is shutting down", Some(hash)),
                 }
             };
+            let stats = match stats {
+                Ok(s) => s,
+                Err(full) => {
+                    c.error(WS, Action::Announce);
+                    return send_refusal(ws, full.message(), "announce", Some(hash));
+                }
+            };
             if joins {
                 joined.push((hash, peer));
             } else if event == Event::Stopped && !answer_only {
                 joined.retain(|j| *j != (hash, peer));
             }
+            c.response(WS, Action::Announce);
             if answer_only {
                 // Relayed, and nothing to say back: WebTorrent clients do not
                 // read a reply to an answer (the reference sends one anyway).

@@ -18,9 +18,45 @@ use ws::{Conn, WsPeers};
 
 /// Seconds a relayed offer waits for its answer.
 pub const OFFER_TTL: u32 = 60;
-/// Most relayed offers a shard remembers; past it, new offers are relayed but
-/// their answers are not.
-pub const MAX_OFFERS: usize = 250_000;
+
+/// What one shard may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardLimits {
+    /// Torrents; past it, announces for new ones are refused.
+    pub max_torrents: usize,
+    /// Peers (all kinds); past it, new peers are refused.
+    pub max_peers: usize,
+    /// Relayed offers remembered; past it, new offers are relayed but their
+    /// answers are not.
+    pub max_offers: usize,
+}
+
+impl Default for ShardLimits {
+    fn default() -> Self {
+        ShardLimits {
+            max_torrents: usize::MAX,
+            max_peers: usize::MAX,
+            max_offers: 250_000,
+        }
+    }
+}
+
+/// An announce refused because the shard holds all it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Full {
+    Torrents,
+    Peers,
+}
+
+impl Full {
+    /// The failure reason a client gets.
+    pub fn message(self) -> &'static str {
+        match self {
+            Full::Torrents => "tracker is full: no new torrents for now",
+            Full::Peers => "tracker is full: no new peers for now",
+        }
+    }
+}
 
 /// The numwant a request gets: `requested` when it said one, else `default`,
 /// never more than `max`.
@@ -353,6 +389,7 @@ enum Kind {
 pub struct Shard {
     torrents: IndexMap<InfoHash, Swarm, ahash::RandomState>,
     peer_ttl: u32,
+    limits: ShardLimits,
     rng: Rng,
     cursor: usize,
     tally: Tally,
@@ -371,6 +408,7 @@ impl Shard {
         Shard {
             torrents: IndexMap::with_capacity_and_hasher(torrents, ahash::RandomState::new()),
             peer_ttl,
+            limits: ShardLimits::default(),
             rng: Rng::new(seed),
             cursor: 0,
             tally: Tally::default(),
@@ -381,6 +419,30 @@ impl Shard {
 
     pub fn torrents(&self) -> usize {
         self.torrents.len()
+    }
+
+    /// Sets what this shard may hold.
+    pub fn set_limits(&mut self, limits: ShardLimits) {
+        self.limits = limits;
+    }
+
+    /// Refuses a new torrent or a new peer when the shard is full; `known`
+    /// says whether the peer is in the swarm already. Cheap until a limit
+    /// is near.
+    fn admit(&self, hash: &InfoHash, known: impl FnOnce(&Swarm) -> bool) -> Result<(), Full> {
+        let l = &self.limits;
+        let full_t = self.torrents.len() >= l.max_torrents;
+        let t = &self.tally.totals;
+        let full_p = t.seeders + t.leechers >= l.max_peers;
+        if !full_t && !full_p {
+            return Ok(());
+        }
+        match self.torrents.get(hash) {
+            None if full_t => Err(Full::Torrents),
+            None => Err(Full::Peers),
+            Some(s) if full_p && !known(s) => Err(Full::Peers),
+            Some(_) => Ok(()),
+        }
     }
 
     pub fn totals(&self) -> Totals {
@@ -400,6 +462,7 @@ impl Shard {
     /// and updates insert or refresh the peer (an unknown peer's update counts
     /// as `started`); `completed` makes it a seeder and counts a download once
     /// per leecher that completes; `stopped` removes it and returns no peers.
+    /// A new torrent or peer is refused when the shard is full.
     pub fn announce(
         &mut self,
         req: &AnnounceRequest,
@@ -407,11 +470,11 @@ impl Shard {
         now: u32,
         want: &Want,
         out: &mut Peers,
-    ) -> ScrapeStats {
+    ) -> Result<ScrapeStats, Full> {
         let ip = canonical_ip(ip);
         if req.event == Event::Stopped {
             let Some(swarm) = self.torrents.get_mut(&req.info_hash) else {
-                return ScrapeStats::default();
+                return Ok(ScrapeStats::default());
             };
             let removed = match ip {
                 IpAddr::V4(a) => swarm
@@ -432,8 +495,12 @@ impl Shard {
                     self.tally.totals.active_torrents -= 1;
                 }
             }
-            return stats;
+            return Ok(stats);
         }
+        self.admit(&req.info_hash, |s| match ip {
+            IpAddr::V4(a) => s.v4.peers.find(&compact_v4(a, req.port)).is_some(),
+            IpAddr::V6(a) => s.v6().peers.find(&compact_v6(a, req.port)).is_some(),
+        })?;
         let seeder = req.is_seeder() || req.event == Event::Completed;
         let meta = PeerMeta {
             peer_id: req.peer_id,
@@ -482,7 +549,7 @@ impl Shard {
             None => self.tally.join(kind, seeder, &req.peer_id),
             Some(w) => self.tally.again(kind, w, seeder, &req.peer_id),
         }
-        stats
+        Ok(stats)
     }
 
     /// Applies an announce from the WebSocket peer on `conn` and appends up
@@ -495,11 +562,15 @@ impl Shard {
         now: u32,
         offers: usize,
         targets: &mut Vec<(crate::protocol::PeerId, Conn)>,
-    ) -> ScrapeStats {
+    ) -> Result<ScrapeStats, Full> {
         if req.event == Event::Stopped {
             self.ws_remove(&req.info_hash, &req.peer_id, conn);
-            return self.scrape(&req.info_hash);
+            return Ok(self.scrape(&req.info_hash));
         }
+        self.admit(&req.info_hash, |s| {
+            s.ws.as_ref()
+                .is_some_and(|w| w.conn(&req.peer_id).is_some())
+        })?;
         let seeder = match (req.event, req.left) {
             (Event::Completed, _) | (_, Some(0)) => Some(true),
             (_, Some(_)) => Some(false),
@@ -525,7 +596,7 @@ impl Shard {
             None => self.tally.join(Kind::Ws, is, id),
             Some(old) => self.tally.again(Kind::Ws, (old, *id), is, id),
         }
-        stats
+        Ok(stats)
     }
 
     /// Removes a WebSocket peer if it is on `conn` (its connection closed, or
@@ -564,7 +635,7 @@ impl Shard {
         to: crate::protocol::PeerId,
         now: u32,
     ) {
-        if self.offers.len() < MAX_OFFERS {
+        if self.offers.len() < self.limits.max_offers {
             self.offers
                 .insert((hash, offer_id), SentOffer { from, to, at: now });
         }
@@ -744,7 +815,7 @@ mod tests {
         now: u32,
     ) -> (ScrapeStats, Peers) {
         let mut out = Peers::default();
-        let s = shard.announce(r, ip, now, &WANT, &mut out);
+        let s = shard.announce(r, ip, now, &WANT, &mut out).unwrap();
         (s, out)
     }
 
@@ -866,7 +937,8 @@ mod tests {
             both_families: false,
             ..WANT
         };
-        sh.announce(&req(1, 9, Some(1), Event::None), v4(4), 0, &want, &mut out);
+        sh.announce(&req(1, 9, Some(1), Event::None), v4(4), 0, &want, &mut out)
+            .unwrap();
         assert_eq!(ports(&out.v4), vec![8]);
         assert!(out.v6.is_empty());
         assert_eq!(sh.totals().peers_v4, 2);
@@ -888,7 +960,8 @@ mod tests {
             0,
             &want,
             &mut out,
-        );
+        )
+        .unwrap();
         let got = ports(&out.v4);
         assert_eq!(got.len(), 10);
         let seeders = got.iter().filter(|&&p| p <= 50).count();
@@ -930,6 +1003,59 @@ mod tests {
         assert_eq!(sh.sweep(151, 100), 1);
         assert_eq!(sh.torrents(), 0);
         assert_eq!(sh.totals(), Totals::default());
+    }
+
+    #[test]
+    fn a_full_shard_refuses_newcomers_and_serves_the_known() {
+        let mut sh = Shard::new(100, 11);
+        sh.set_limits(ShardLimits {
+            max_torrents: 2,
+            max_peers: 3,
+            max_offers: 1,
+        });
+        let mut out = Peers::default();
+        let mut go = |sh: &mut Shard, hash, port, ip, event| {
+            sh.announce(&req(hash, port, Some(1), event), ip, 0, &WANT, &mut out)
+        };
+        assert!(go(&mut sh, 1, 1, v4(1), Event::Started).is_ok());
+        assert!(go(&mut sh, 2, 1, v4(1), Event::Started).is_ok());
+        assert_eq!(
+            go(&mut sh, 3, 1, v4(1), Event::Started),
+            Err(Full::Torrents)
+        );
+        assert!(go(&mut sh, 2, 2, "::1".parse().unwrap(), Event::Started).is_ok());
+        // Three peers: a fourth is refused, a known one re-announces.
+        assert_eq!(go(&mut sh, 1, 9, v4(9), Event::Started), Err(Full::Peers));
+        assert!(go(&mut sh, 2, 2, "::1".parse().unwrap(), Event::None).is_ok());
+        let ws = sh.ws_announce(
+            &req(1, 0, Some(1), Event::Started),
+            Conn { worker: 0, id: 1 },
+            0,
+            0,
+            &mut Vec::new(),
+        );
+        assert_eq!(ws, Err(Full::Peers));
+        // A stop is never refused, and frees room.
+        assert!(go(&mut sh, 1, 1, v4(1), Event::Stopped).is_ok());
+        assert!(go(&mut sh, 1, 9, v4(9), Event::Started).is_ok());
+        assert_eq!(sh.totals().seeders + sh.totals().leechers, 3);
+        assert_eq!(sh.torrents(), 2);
+        // Offers past the limit are relayed but not remembered.
+        sh.offer_sent(
+            InfoHash([1; 20]),
+            [1; 20],
+            PeerId([1; 20]),
+            PeerId([2; 20]),
+            0,
+        );
+        sh.offer_sent(
+            InfoHash([1; 20]),
+            [2; 20],
+            PeerId([1; 20]),
+            PeerId([2; 20]),
+            0,
+        );
+        assert_eq!(sh.offers.len(), 1);
     }
 
     #[test]
@@ -982,7 +1108,7 @@ mod tests {
         let mut targets = Vec::new();
         let mut ws_req = req(1, 0, Some(5), Event::Started);
         ws_req.peer_id = PeerId([b'a'; 20]);
-        let s = sh.ws_announce(&ws_req, c(1), 0, 10, &mut targets);
+        let s = sh.ws_announce(&ws_req, c(1), 0, 10, &mut targets).unwrap();
         assert_eq!(
             (s.complete, s.incomplete),
             (1, 1),
@@ -990,7 +1116,7 @@ mod tests {
         );
         assert!(targets.is_empty(), "no other WebSocket peer to offer to");
         ws_req.peer_id = PeerId([b'b'; 20]);
-        let s = sh.ws_announce(&ws_req, c(2), 0, 10, &mut targets);
+        let s = sh.ws_announce(&ws_req, c(2), 0, 10, &mut targets).unwrap();
         assert_eq!(s.incomplete, 2);
         assert_eq!(targets, vec![(PeerId([b'a'; 20]), c(1))]);
         // An HTTP/UDP announcer never gets WebSocket peers.
@@ -1001,11 +1127,13 @@ mod tests {
         ws_req.left = None;
         ws_req.event = Event::None;
         assert_eq!(
-            sh.ws_announce(&ws_req, c(2), 1, 0, &mut targets).incomplete,
+            sh.ws_announce(&ws_req, c(2), 1, 0, &mut targets)
+                .unwrap()
+                .incomplete,
             3
         );
         ws_req.event = Event::Completed;
-        let s = sh.ws_announce(&ws_req, c(2), 1, 0, &mut targets);
+        let s = sh.ws_announce(&ws_req, c(2), 1, 0, &mut targets).unwrap();
         assert_eq!((s.complete, s.incomplete, s.downloaded), (2, 2, 1));
         // A close elsewhere does not remove it; its own does.
         assert!(!sh.ws_remove(&InfoHash([1; 20]), &PeerId([b'b'; 20]), c(9)));
@@ -1022,7 +1150,8 @@ mod tests {
         let h = InfoHash([2; 20]);
         let mut r = req(2, 0, Some(5), Event::Started);
         r.peer_id = a;
-        sh.ws_announce(&r, Conn { worker: 0, id: 7 }, 0, 0, &mut Vec::new());
+        sh.ws_announce(&r, Conn { worker: 0, id: 7 }, 0, 0, &mut Vec::new())
+            .unwrap();
         sh.offer_sent(h, [b'o'; 20], a, b, 10);
         assert_eq!(
             sh.take_offer(&h, &[b'o'; 20], &x, &a, 11),

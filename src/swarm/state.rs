@@ -311,7 +311,8 @@ mod tests {
             both_families: true,
             ids: false,
         };
-        sh.announce(&r, ip.parse().unwrap(), now, &want, &mut Peers::default());
+        sh.announce(&r, ip.parse().unwrap(), now, &want, &mut Peers::default())
+            .unwrap();
     }
 
     fn save(sh: &Shard, now: u32, chunk: usize) -> Vec<u8> {
