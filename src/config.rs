@@ -148,6 +148,10 @@ pub struct ServerConfig {
     /// Seconds between state saves.
     pub state_interval: u32,
     pub limits: Limits,
+    /// When started as root: the user to run as once the sockets are bound.
+    pub user: Option<String>,
+    /// The group to run as (default: the user's own).
+    pub group: Option<String>,
     /// Torrents to make room for at start, over all workers: growing the
     /// torrent map later copies it whole, a stall of milliseconds per
     /// million torrents.
@@ -183,6 +187,8 @@ impl Default for ServerConfig {
             state: None,
             state_interval: 300,
             limits: Limits::default(),
+            user: None,
+            group: None,
             reserve_torrents: 0,
             log: LogLevel::Info,
         }
@@ -292,6 +298,12 @@ pub struct Cli {
     /// torrent map never stalls a worker to grow while it serves [default: 0]
     #[arg(long, value_name = "N")]
     pub reserve_torrents: Option<usize>,
+    /// When started as root: bind, then run as this user (name or uid)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// When started as root: run as this group [default: the user's own]
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
     /// Open HTTP and WebSocket connections at most [default: 100000]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
@@ -343,6 +355,8 @@ struct FileConfig {
     state_interval: Option<u32>,
     reserve_torrents: Option<usize>,
     log: Option<String>,
+    user: Option<String>,
+    group: Option<String>,
     limits: Option<FileLimits>,
 }
 
@@ -419,6 +433,15 @@ fn read_file(path: &Path) -> Result<FileConfig, String> {
     Ok(f)
 }
 
+/// The configuration a TOML text gives over the defaults (what `--config`
+/// reads, without its paths made relative to the file).
+pub fn from_toml(text: &str) -> Result<ServerConfig, String> {
+    let mut c = ServerConfig::default();
+    parse_file(text)?.apply(&mut c)?;
+    c.check()?;
+    Ok(c)
+}
+
 fn parse_file(text: &str) -> Result<FileConfig, String> {
     toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
 }
@@ -491,6 +514,12 @@ impl FileConfig {
         }
         if let Some(l) = self.limits {
             l.apply(&mut c.limits);
+        }
+        if self.user.is_some() {
+            c.user = self.user;
+        }
+        if self.group.is_some() {
+            c.group = self.group;
         }
         Ok(())
     }
@@ -611,6 +640,18 @@ impl ServerConfig {
             "silent, error, warn, info or debug.",
             format!("log = \"{}\"", self.log.name()),
         );
+        let name = |k: &str, v: &Option<String>, example: &str| match v {
+            Some(v) => format!("{k} = {}", toml_str(v)),
+            None => format!("# {k} = \"{example}\""),
+        };
+        key(
+            "When started as root: bind the port, then run as this user and group.",
+            format!(
+                "{}\n{}",
+                name("user", &self.user, "bittorrent-tracker"),
+                name("group", &self.group, "bittorrent-tracker")
+            ),
+        );
         let l = &self.limits;
         t.push_str("# What clients can make the tracker hold or do.\n[limits]\n\n");
         let mut key = |doc: &str, line: String| {
@@ -707,6 +748,8 @@ impl Cli {
             state_interval: self.state_interval,
             reserve_torrents: self.reserve_torrents,
             log: log.map(|l| l.name().to_string()),
+            user: self.user,
+            group: self.group,
             limits: Some(FileLimits {
                 max_connections: self.max_connections,
                 max_torrents: self.max_torrents,

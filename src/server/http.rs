@@ -67,6 +67,31 @@ struct Head {
     json: bool,
 }
 
+/// The pure part of reading one request: the head parsed and checked, and
+/// the target's query read as an announce or a scrape. For the fuzzers;
+/// returns the status the server would answer with.
+#[doc(hidden)]
+pub fn check_request(bytes: &[u8]) -> &'static str {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return "partial",
+        Err(_) => return "400 Bad Request",
+    }
+    if let Err(status) = inspect(&req) {
+        return status;
+    }
+    let (path, query) = wire::split_target(req.path.unwrap_or("/").as_bytes());
+    if path.starts_with(b"/scrape") {
+        let mut hashes = Vec::new();
+        let _ = wire::parse_scrape(query, 256, &mut hashes);
+    } else {
+        let _ = wire::parse_announce(query);
+    }
+    "200 OK"
+}
+
 /// What the headers say, or the status that refuses the request.
 fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, &'static str> {
     let http10 = req.version == Some(0);

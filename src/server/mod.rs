@@ -5,6 +5,7 @@ pub mod access;
 pub mod events;
 mod http;
 mod mesh;
+mod privileges;
 mod state;
 pub mod stats;
 mod tls;
@@ -34,6 +35,8 @@ use worker::Sockets;
 /// The pure parts of the request paths, shard in, reply bytes out: what the
 /// workers run for requests they own, exposed for benchmarks.
 pub use http::announce_reply as http_announce_reply;
+#[doc(hidden)]
+pub use http::check_request as http_check_request;
 pub use udp::announce_reply as udp_announce_reply;
 
 pub(crate) fn log(cfg: &ServerConfig, level: LogLevel, msg: fmt::Arguments<'_>) {
@@ -427,6 +430,8 @@ impl Server {
         let bound = probe(&cfg)?;
         let workers = cfg.workers.max(1);
         let sockets = bind_workers(&bound, workers)?;
+        privileges::drop_to(cfg.user.as_deref(), cfg.group.as_deref())
+            .map_err(StartError::Config)?;
         let cfg = Arc::new(cfg);
         let (state_tx, state_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {

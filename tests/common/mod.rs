@@ -75,6 +75,10 @@ impl Tracker {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn v4(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
@@ -167,7 +171,7 @@ pub struct Udp {
     pub sock: UdpSocket,
     pub target: SocketAddr,
     pub conn: u64,
-    tid: u32,
+    pub tid: u32,
 }
 
 impl Udp {

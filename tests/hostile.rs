@@ -1,0 +1,318 @@
+//! Hostile traffic: floods of broken, oversized and random input over UDP,
+//! HTTP and WebSocket, thousands of idle connections, slow clients, and a
+//! full tracker. Meanwhile an honest client keeps getting correct answers
+//! and the tracker's memory stays bounded.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// A small fast generator for test bytes (xorshift).
+struct Bytes(u64);
+
+impl Bytes {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn fill(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Resident memory of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn udp_garbage_gets_silence_and_honest_peers_get_answers() {
+    let t = Tracker::start(&[]);
+    let pid = t.pid();
+    let h = hash(1, 1);
+    let mut honest_udp = Udp::connect(t.v4());
+    let evil = UdpSocket::bind("127.0.0.1:0").unwrap();
+    evil.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut rng = Bytes(0x9e37_79b9_7f4a_7c15);
+    let before = rss_kib(pid);
+    for round in 0..20u8 {
+        // Truncated packets of every short length, random packets, one huge.
+        for len in 0..98 {
+            let mut p = rng.fill(len);
+            if len >= 16 {
+                p[8..12].copy_from_slice(&1u32.to_be_bytes()); // "announce"
+            }
+            evil.send_to(&p, t.v4()).unwrap();
+        }
+        for _ in 0..200 {
+            let len = (rng.next() % 1500) as usize;
+            evil.send_to(&rng.fill(len), t.v4()).unwrap();
+        }
+        evil.send_to(&rng.fill(65_000), t.v4()).unwrap();
+        // Well-formed announces and scrapes with made-up connection ids,
+        // and BEP 41 garbage behind a valid announce from the honest client.
+        let mut fake = Udp {
+            sock: evil.try_clone().unwrap(),
+            target: t.v4(),
+            conn: rng.next(),
+            tid: 0,
+        };
+        for _ in 0..50 {
+            let (_, req) = fake.announce_bytes(hash(0, 9), peer_id(9), 0, 2, -1, 9);
+            evil.send_to(&req, t.v4()).unwrap();
+        }
+        let (_, mut req) =
+            honest_udp.announce_bytes(h, peer_id(round), 0, 2, -1, 6000 + round as u16);
+        req.extend(rng.fill(200));
+        let reply = honest_udp
+            .roundtrip(&req)
+            .expect("an honest announce with junk options is answered");
+        assert_eq!(&reply[0..4], &[0, 0, 0, 1]);
+        assert_eq!(
+            u32::from_be_bytes(reply[16..20].try_into().unwrap()),
+            round as u32 + 1
+        );
+    }
+    // Not one reply to the unverified sender, however it tried.
+    let mut buf = [0u8; 2048];
+    assert!(
+        evil.recv_from(&mut buf).is_err(),
+        "no reply to garbage or bad connection ids"
+    );
+    // Connect replies are 16 bytes, like the request: no amplification.
+    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 5]);
+    evil.send_to(&connect, t.v4()).unwrap();
+    assert_eq!(evil.recv_from(&mut buf).unwrap().0, 16);
+    assert_eq!(honest_udp.scrape(&[h]), vec![(20, 0, 0)]);
+    let grew = rss_kib(pid).saturating_sub(before);
+    assert!(grew < 64 * 1024, "RSS grew by {grew} KiB under garbage");
+}
+
+#[test]
+fn http_floods_idle_crowds_and_slow_clients() {
+    let dir = scratch("hostile-http");
+    std::fs::write(
+        dir.join("t.toml"),
+        "[limits]\nrequest_timeout = 1\nidle_timeout = 2\nmax_connections = 3000\n",
+    )
+    .unwrap();
+    let cfg = dir.join("t.toml");
+    let t = Tracker::start(&["--config", cfg.to_str().unwrap()]);
+    let pid = t.pid();
+    let before = rss_kib(pid);
+    // Two thousand idle connections.
+    let idle: Vec<TcpStream> = (0..2000)
+        .map(|_| TcpStream::connect(t.v4()).unwrap())
+        .collect();
+    let mut rng = Bytes(7);
+    // Junk of every kind, each on its own connection.
+    let junk: Vec<Vec<u8>> = vec![
+        rng.fill(3000),
+        b"GET /announce?info_hash=%zz%1&peer_id=%%%&port=1 HTTP/1.1\r\n\r\n".to_vec(),
+        [
+            b"GET / HTTP/1.1\r\nX: ".to_vec(),
+            vec![b'a'; 9000],
+            b"\r\n\r\n".to_vec(),
+        ]
+        .concat(),
+        b"GET /announce HTTP/1.1\r\n\r\n\x00\x01\x02garbage\r\n\r\n".to_vec(),
+        b"\r\n\r\n\r\n".to_vec(),
+    ];
+    for j in &junk {
+        let mut s = tcp(t.v4());
+        let _ = s.write_all(j);
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink); // whatever it says, it ends
+    }
+    // Invalid percent-encoding is a tracker error, not a crash.
+    let r = get(t.v4(), "/announce?info_hash=%zz&peer_id=%1&port=1");
+    assert!(String::from_utf8_lossy(&r.body).starts_with("d14:failure reason"));
+    // A pipelined good request is answered before the garbage behind it.
+    let mut s = tcp(t.v4());
+    let good = announce_target(hash(0, 1), peer_id(1), 6001, 0, "");
+    write!(
+        s,
+        "GET {good} HTTP/1.1\r\nHost: x\r\n\r\n\x16\x03\x01garbage\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().status, 200);
+    assert_eq!(read_response(&mut s).unwrap().status, 400);
+    // The honest client is served with the crowd still there.
+    let r = get(
+        t.v4(),
+        &announce_target(hash(0, 1), peer_id(2), 6002, 5, ""),
+    );
+    assert!(String::from_utf8_lossy(&r.body).starts_with("d8:completei1e10:incompletei1e"));
+    // A slow client (slowloris) is cut off after the request timeout.
+    let mut slow = tcp(t.v4());
+    let start = Instant::now();
+    slow.write_all(b"GET /announce?").unwrap();
+    let mut cut = false;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        if slow.write_all(b"a").is_err() {
+            cut = true;
+            break;
+        }
+    }
+    let mut b = [0u8; 1];
+    cut |= matches!(slow.read(&mut b), Ok(0) | Err(_));
+    assert!(
+        cut && start.elapsed() < Duration::from_secs(4),
+        "slow request cut off"
+    );
+    // Idle keep-alive connections are closed after the idle timeout.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut s = idle.into_iter().next().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert!(closed(&mut s), "an idle connection is closed");
+    let grew = rss_kib(pid).saturating_sub(before);
+    assert!(grew < 64 * 1024, "RSS grew by {grew} KiB");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn connections_over_the_limit_are_closed() {
+    let t = Tracker::start(&["--max-connections", "10"]);
+    // Five per worker: hold them open.
+    let held: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(t.v4()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut refused = 0;
+    for mut s in held {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        if closed(&mut s) {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 30,
+        "only {refused} of 40 closed with a limit of 10"
+    );
+    // Once they are gone, clients are served again.
+    assert!(eventually(|| {
+        let mut s = tcp(t.v4());
+        write!(s, "GET /stats.json HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+        read_response(&mut s).is_some_and(|r| r.status == 200)
+    }));
+}
+
+#[test]
+fn a_full_tracker_refuses_newcomers_over_every_protocol() {
+    // Two workers: one torrent and one peer each.
+    let t = Tracker::start(&["--max-torrents", "2", "--max-peers", "2"]);
+    let mut u = Udp::connect(t.v4());
+    u.announce(hash(0, 1), peer_id(1), 0, 2, -1, 7001);
+    u.announce(hash(1, 2), peer_id(1), 0, 2, -1, 7001);
+    // A new torrent on worker 0: refused over UDP with an error packet.
+    let (_, req) = u.announce_bytes(hash(0, 3), peer_id(2), 0, 2, -1, 7002);
+    let r = u.roundtrip(&req).unwrap();
+    assert_eq!(&r[0..4], &[0, 0, 0, 3]);
+    assert_eq!(&r[8..], b"tracker is full: no new torrents for now");
+    // A new peer on a known torrent: refused over HTTP.
+    let r = get(
+        t.v4(),
+        &announce_target(hash(0, 1), peer_id(3), 7003, 0, ""),
+    );
+    assert!(String::from_utf8_lossy(&r.body).contains("tracker is full: no new peers"));
+    // Known peers go on, and a stop makes room.
+    assert_eq!(
+        u.announce(hash(0, 1), peer_id(1), 0, 0, -1, 7001).seeders,
+        1
+    );
+    u.announce(hash(0, 1), peer_id(1), 0, 3, -1, 7001);
+    let r = get(
+        t.v4(),
+        &announce_target(hash(0, 1), peer_id(3), 7003, 0, ""),
+    );
+    assert!(String::from_utf8_lossy(&r.body).starts_with("d8:completei1e"));
+    let s: serde_json::Value = serde_json::from_slice(&get(t.v4(), "/stats.json").body).unwrap();
+    assert_eq!(s["peersAll"], 2);
+}
+
+#[test]
+fn websocket_abuse() {
+    let t = Tracker::start(&[]);
+    let (mut ws, _) = tungstenite::connect(format!("ws://127.0.0.1:{}/", t.port)).unwrap();
+    for bad in [
+        "{",
+        "[]",
+        "null",
+        "{\"action\":\"announce\"}",
+        "{\"action\":\"scrape\",\"info_hash\":5}",
+    ] {
+        ws.send(tungstenite::Message::text(bad)).unwrap();
+        let reply = loop {
+            if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+                break t;
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(reply.as_str()).unwrap();
+        assert!(v["failure reason"].is_string(), "{bad} -> {reply}");
+    }
+    // A frame over the limit closes the connection with 1009.
+    ws.send(tungstenite::Message::text("x".repeat(300 * 1024)))
+        .unwrap();
+    let code = loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(Some(f))) => break u16::from(f.code),
+            Ok(_) => continue,
+            Err(e) => panic!("closed without a close frame: {e}"),
+        }
+    };
+    assert_eq!(code, 1009);
+    // WebSocket frames without a handshake are broken HTTP.
+    let mut s = tcp(t.v4());
+    s.write_all(&[0x81, 0x85, 1, 2, 3, 4, 0, 0, 0, 0, 0])
+        .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().status, 400);
+    // An upgrade without a key is refused.
+    let mut s = tcp(t.v4());
+    s.write_all(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().status, 400);
+    // And the tracker still answers.
+    assert_eq!(get(t.v4(), "/stats.json").status, 200);
+}
+
+#[test]
+fn privileges_are_dropped_after_binding() {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        let t = Tracker::start(&["--user", "65534", "--group", "65534"]);
+        let status = std::fs::read_to_string(format!("/proc/{}/status", t.pid())).unwrap();
+        let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert_eq!(
+            uid.split_whitespace().collect::<Vec<_>>(),
+            ["Uid:", "65534", "65534", "65534", "65534"]
+        );
+        let mut u = Udp::connect(t.v4());
+        assert_eq!(
+            u.announce(hash(0, 1), peer_id(1), 0, 2, -1, 1).seeders,
+            1,
+            "serves as nobody"
+        );
+        let out = run_tracker(&["-p", "0", "--user", "no-such-user-here"]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no user `no-such-user-here`"));
+    } else {
+        let out = run_tracker(&["-p", "0", "--user", "nobody"]);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("need the tracker to be started as root")
+        );
+    }
+}
