@@ -82,7 +82,15 @@ fn check(kind: Kind, expect: u32, status: u16, body: &[u8]) -> Verdict {
         return Verdict::Invalid;
     };
     if v.get(b"failure reason").is_some() {
-        return Verdict::Error;
+        // Garbage must be refused; anything else refused is an error.
+        return if kind == Kind::Garbage {
+            Verdict::Ok
+        } else {
+            Verdict::Error
+        };
+    }
+    if kind == Kind::Garbage {
+        return Verdict::Invalid;
     }
     let ok = match kind {
         Kind::Announce => {
@@ -117,7 +125,11 @@ impl Load<'_> {
     fn request(&mut self, c: &mut Conn, kind: Kind, due: Instant) {
         let q = &mut self.query;
         q.clear();
-        let expect = if kind == Kind::Scrape {
+        let expect = if kind == Kind::Garbage {
+            // Broken escapes and no port: a tracker must refuse it.
+            q.push_str("/announce?info_hash=%zz%1&peer_id=%&port=0");
+            0
+        } else if kind == Kind::Scrape {
             self.gen.scrape(&mut self.hashes);
             q.push_str("/scrape?");
             for (i, h) in self.hashes.iter().enumerate() {
@@ -164,6 +176,9 @@ impl Load<'_> {
     }
 
     fn next_kind(&mut self) -> Kind {
+        if self.gen.garbage() {
+            return Kind::Garbage;
+        }
         match self.gen.kind() {
             Kind::Connect => Kind::Announce,
             k => k,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Request kinds counted apart (see [`Kind`]).
-pub const KINDS: usize = 4;
+pub const KINDS: usize = 5;
 
 /// What one load thread saw.
 pub struct Stats {
@@ -37,7 +37,7 @@ impl Stats {
             timeouts: [0; KINDS],
             late: 0,
             not_sent: 0,
-            latency: [h(), h(), h(), h()],
+            latency: [h(), h(), h(), h(), h()],
         }
     }
 
@@ -164,6 +164,8 @@ pub struct Report {
     /// WebSocket: answers sent (to offers received) and answers received
     /// for offers sent; latency from the offer to its answer.
     pub answer: Line,
+    /// Garbage (`--garbage`): answered when refused as it should be.
+    pub garbage: Line,
     pub total: Line,
     pub late: u64,
     pub not_sent: u64,
@@ -218,6 +220,7 @@ impl Report {
             announce: line(s, Some(1), seconds),
             scrape: line(s, Some(2), seconds),
             answer: line(s, Some(3), seconds),
+            garbage: line(s, Some(4), seconds),
             total: line(s, None, seconds),
             late: s.late,
             not_sent: s.not_sent,
@@ -253,6 +256,7 @@ impl Report {
             ("announce", &self.announce),
             ("scrape", &self.scrape),
             ("answer", &self.answer),
+            ("garbage", &self.garbage),
             ("total", &self.total),
         ] {
             if l.sent == 0 && name != "total" {

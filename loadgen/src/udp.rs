@@ -102,6 +102,17 @@ struct Load<'a> {
 }
 
 impl Load<'_> {
+    /// Sends a datagram of random bytes from a random source: the tracker
+    /// must not answer it (its connection id cannot be valid).
+    fn send_junk(&mut self) {
+        let s = self.gen.pick_peer() % self.sources.len();
+        let gen = &mut self.gen;
+        self.sources[s]
+            .outbox
+            .push(u32::MAX, None, |buf| gen.junk(buf));
+        self.stats.sent[Kind::Garbage as usize] += 1;
+    }
+
     /// Sends one request of `kind`, due at `due`. False when it could not go out now.
     fn send(&mut self, kind: Kind, due: Instant) -> bool {
         let n = self.sources.len();
@@ -123,8 +134,8 @@ impl Load<'_> {
                 self.gen.scrape(&mut self.hashes);
                 self.hashes.len() as u32
             }
-            // The mix draws no answers (they are WebSocket only).
-            Kind::Connect | Kind::Answer => 0,
+            // The mix draws no answers (WebSocket only) and no garbage here.
+            Kind::Connect | Kind::Answer | Kind::Garbage => 0,
         };
         let pending = Pending {
             kind,
@@ -141,7 +152,9 @@ impl Load<'_> {
         self.sources[source]
             .outbox
             .push(tid, None, |buf| match kind {
-                Kind::Connect | Kind::Answer => udp::write_connect_request(buf, tid),
+                Kind::Connect | Kind::Answer | Kind::Garbage => {
+                    udp::write_connect_request(buf, tid)
+                }
                 Kind::Announce => {
                     let peer = peer.expect("announces have a peer");
                     // The tracker keys peers by address and port: one port per peer of a source.
@@ -332,6 +345,10 @@ pub fn engine(
             None => {
                 // Closed loop: keep the window full.
                 while load.slots.in_flight < slots {
+                    if load.gen.garbage() {
+                        load.send_junk();
+                        continue;
+                    }
                     let kind = load.gen.kind();
                     if !load.send(kind, now) {
                         break;
@@ -342,6 +359,11 @@ pub fn engine(
             Some(every) => {
                 // Open loop: send what is due, late or not; latency counts from when it was due.
                 while next_due <= now {
+                    if load.gen.garbage() {
+                        load.send_junk();
+                        next_due += every;
+                        continue;
+                    }
                     let kind = load.gen.kind();
                     if !load.send(kind, next_due) {
                         load.stats.not_sent += 1;

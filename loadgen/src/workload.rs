@@ -42,6 +42,10 @@ pub struct Workload {
     /// Chance that an active peer's announce is `stopped` (it starts again later)
     #[arg(long, default_value_t = 0.02)]
     pub stop_chance: f64,
+    /// Percent of requests replaced by garbage the tracker must refuse
+    /// (UDP: random bytes, no reply; HTTP, WebSocket: a failure reason)
+    #[arg(long, default_value_t = 0.0, value_name = "PERCENT")]
+    pub garbage: f64,
 }
 
 /// A request type.
@@ -52,6 +56,8 @@ pub enum Kind {
     Scrape = 2,
     /// WebSocket: answers to offers, sent by peers and relayed back.
     Answer = 3,
+    /// Requests the tracker must refuse (`--garbage`).
+    Garbage = 4,
 }
 
 impl Kind {
@@ -122,6 +128,17 @@ impl Generator {
 
     fn chance(&mut self, p: f64) -> bool {
         ((self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// Whether the next request is garbage (`--garbage` percent of them).
+    pub fn garbage(&mut self) -> bool {
+        self.w.garbage > 0.0 && self.chance(self.w.garbage / 100.0)
+    }
+
+    /// Random bytes for a garbage datagram.
+    pub fn junk(&mut self, out: &mut Vec<u8>) {
+        let len = 1 + self.rng.below(150);
+        out.extend((0..len).map(|_| self.rng.next_u64() as u8));
     }
 
     /// The next request type, by the weights of the mix.

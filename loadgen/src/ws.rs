@@ -56,7 +56,11 @@ struct Load {
 impl Load {
     /// Sends the next announce (with offers) or scrape on an open connection.
     fn next_request(&mut self, c: &mut Conn, ws: &mut WebSocket<TcpStream>, now: Instant) {
-        let msg = if self.gen.kind() == Kind::Scrape {
+        let msg = if self.gen.garbage() {
+            // Not a valid announce: a tracker must answer with a failure reason.
+            c.waiting.push_back((Kind::Garbage, now));
+            json!({"action": "announce", "info_hash": "too short", "peer_id": 5})
+        } else if self.gen.kind() == Kind::Scrape {
             self.gen.scrape(&mut self.hashes);
             let hashes: Vec<String> = self.hashes.iter().map(|h| to_binary(&h.0)).collect();
             c.waiting.push_back((Kind::Scrape, now));
@@ -152,7 +156,13 @@ impl Load {
             return;
         };
         let verdict = if v.get("failure reason").is_some() {
-            Verdict::Error
+            if kind == Kind::Garbage {
+                Verdict::Ok
+            } else {
+                Verdict::Error
+            }
+        } else if kind == Kind::Garbage {
+            Verdict::Invalid
         } else {
             let ok = match kind {
                 Kind::Scrape => v["action"] == "scrape" && v["files"].is_object(),

@@ -278,3 +278,38 @@ fn ws_announces_with_offers_and_answers() {
     assert_eq!(r["mode"], "closed loop, 40 connections");
     t.shutdown();
 }
+
+#[test]
+fn garbage_is_refused_and_honest_requests_still_answered() {
+    let t = tracker();
+    let target = format!("127.0.0.1:{}", t.port());
+    for mode in ["udp", "http", "ws"] {
+        let extra: &[&str] = match mode {
+            "udp" => &["--sources", "4"],
+            _ => &["--connections", "20"],
+        };
+        let r = json(&loadgen(
+            &[
+                &[mode, "--target", &target, "--garbage", "5"][..],
+                extra,
+                &SMALL,
+            ]
+            .concat(),
+        ));
+        let sent = n(&r, "garbage.sent");
+        assert!(sent > 10, "{mode}: {r}");
+        // UDP junk gets no reply; HTTP and WebSocket garbage gets a failure reason.
+        let want = if mode == "udp" { 0 } else { sent };
+        let answered = n(&r, "garbage.answered");
+        assert!(
+            answered <= want && answered + 25 >= want,
+            "{mode}: {answered} of {sent}: {r}"
+        );
+        assert_eq!(n(&r, "garbage.invalid"), 0, "{mode}: {r}");
+        for k in ["errors", "invalid", "timeouts"] {
+            assert_eq!(n(&r, &format!("announce.{k}")), 0, "{mode} {k}: {r}");
+        }
+        assert!(n(&r, "announce.answered") > 100, "{mode}: {r}");
+    }
+    t.shutdown();
+}
