@@ -293,16 +293,16 @@ mod tests {
     #[test]
     fn lines_add_up_by_kind() {
         let mut a = Stats::new();
-        a.sent = [1, 10, 2, 0];
-        a.ok = [1, 8, 2, 0];
-        a.errors = [0, 1, 0, 0];
-        a.timeouts = [0, 1, 0, 0];
+        a.sent = [1, 10, 2, 0, 0];
+        a.ok = [1, 8, 2, 0, 0];
+        a.errors = [0, 1, 0, 0, 0];
+        a.timeouts = [0, 1, 0, 0, 0];
         for us in [100u64, 200, 300, 400] {
             a.record(Kind::Announce, Duration::from_micros(us));
         }
         let mut b = Stats::new();
-        b.sent = [0, 10, 0, 0];
-        b.ok = [0, 10, 0, 0];
+        b.sent = [0, 10, 0, 0, 0];
+        b.ok = [0, 10, 0, 0, 0];
         b.record(Kind::Announce, Duration::from_micros(1000));
         a.merge(&b);
         let r = Report::new("udp", "x", "closed".into(), 2.0, 1, &a);
