@@ -15,8 +15,10 @@ OUT=${OUT:-/tmp/soak-$PROTOCOL.json}
 BIN=target/release
 taskset -c 0 $BIN/bittorrent-tracker -p "$PORT" --listen-v4 127.0.0.1 --listen-v6 off -q &
 TRACKER=$!
-trap 'kill $TRACKER 2>/dev/null || true' EXIT
+# On the way out, stop the tracker and wait until its port is free.
+trap 'kill $TRACKER 2>/dev/null || true; wait $TRACKER 2>/dev/null || true' EXIT
 sleep 1
+kill -0 $TRACKER || { echo "the tracker did not start" >&2; exit 1; }
 $BIN/tracker-loadgen "$PROTOCOL" --target "127.0.0.1:$PORT" --duration "$DURATION" --cpus 1 \
   --garbage 1 --quiet --json "$@" > "$OUT" &
 LOAD=$!

@@ -140,8 +140,13 @@ impl Load<'_> {
             self.hashes.dedup();
             self.hashes.len() as u32
         } else {
-            let peer = self.gen.pick_peer();
-            // One source address per connection; one port per peer of it.
+            // A peer always announces over connections from its own source
+            // address (otherwise every announce from another address would
+            // be a new peer to the tracker); one port per peer of it.
+            let peer = self.gen.pick_peer_of(
+                c.source,
+                self.opts.sources.max(1).min(self.opts.connections.max(1)),
+            );
             let port = 1 + (peer % 65_535) as u16;
             let a = self.gen.announce(peer, port);
             q.push_str("/announce?info_hash=");

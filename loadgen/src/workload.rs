@@ -159,6 +159,21 @@ impl Generator {
         self.rng.below(self.peers.len())
     }
 
+    /// A random local peer that announces from source address `source` of
+    /// `sources` (its index is `source` modulo `sources`), so a peer keeps
+    /// one address, as a real client does.
+    pub fn pick_peer_of(&mut self, source: usize, sources: usize) -> usize {
+        let len = self.peers.len();
+        let sources = sources.max(1);
+        let per = len.div_ceil(sources).max(1);
+        let p = self.rng.below(per) * sources + source % sources;
+        if p < len {
+            p
+        } else {
+            source % len
+        }
+    }
+
     /// The announce peer `i` sends next, advancing its life cycle: a new peer
     /// starts; an active one updates, sometimes completes (leechers) or stops.
     /// `port` is where it says it listens.
