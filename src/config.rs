@@ -130,6 +130,8 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
     /// Answer `/scrape` without `info_hash` with every torrent.
     pub full_scrape: bool,
+    /// Keep every peer's peer id, for non-compact HTTP replies.
+    pub peer_ids: bool,
     /// Serve `/stats` and `/stats.json`.
     pub stats: bool,
     /// Serve `/metrics` (Prometheus).
@@ -178,6 +180,7 @@ impl Default for ServerConfig {
             numwant_max: 82,
             trust_proxy: false,
             full_scrape: true,
+            peer_ids: false,
             stats: true,
             metrics: true,
             allow: None,
@@ -294,6 +297,10 @@ pub struct Cli {
     /// Refuse /scrape without info_hash (full scrape)
     #[arg(long)]
     pub no_full_scrape: bool,
+    /// Keep peers' peer ids, so that non-compact HTTP replies carry them
+    /// (20 bytes more a peer; without it they list address and port)
+    #[arg(long)]
+    pub peer_ids: bool,
     /// Torrents to make room for at start (all workers together), so the
     /// torrent map never stalls a worker to grow while it serves [default: 0]
     #[arg(long, value_name = "N")]
@@ -345,6 +352,7 @@ struct FileConfig {
     max_numwant: Option<u32>,
     trust_proxy: Option<bool>,
     full_scrape: Option<bool>,
+    peer_ids: Option<bool>,
     stats: Option<bool>,
     metrics: Option<bool>,
     allow: Option<PathBuf>,
@@ -490,6 +498,7 @@ impl FileConfig {
         }
         set(&mut c.trust_proxy, self.trust_proxy);
         set(&mut c.full_scrape, self.full_scrape);
+        set(&mut c.peer_ids, self.peer_ids);
         set(&mut c.stats, self.stats);
         set(&mut c.metrics, self.metrics);
         for (dst, v) in [
@@ -603,6 +612,10 @@ impl ServerConfig {
         key(
             "Answer /scrape without info_hash with every torrent.",
             format!("full_scrape = {}", self.full_scrape),
+        );
+        key(
+            "Keep each peer's peer id, for non-compact HTTP replies (compact=0).\nIt costs 20 bytes a peer; without it those replies list address and port only.",
+            format!("peer_ids = {}", self.peer_ids),
         );
         key(
             "Serve /stats and /stats.json, and /metrics (Prometheus).",
@@ -738,6 +751,7 @@ impl Cli {
             max_numwant: self.max_numwant,
             trust_proxy: flag(self.trust_proxy, true),
             full_scrape: flag(self.no_full_scrape, false),
+            peer_ids: flag(self.peer_ids, true),
             stats: flag(self.no_stats, false),
             metrics: flag(self.no_metrics, false),
             allow: self.allow,

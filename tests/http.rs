@@ -53,8 +53,22 @@ fn announce_reply_bytes_on_both_shards() {
 }
 
 #[test]
-fn non_compact_lists_with_and_without_peer_id() {
+fn non_compact_lists_without_peer_ids_unless_kept() {
     let t = Tracker::start(&[]);
+    let h = hash(1, 2);
+    get(t.v4(), &announce_target(h, peer_id(1), 7001, 0, ""));
+    for extra in ["&compact=0", "&compact=0&no_peer_id=1"] {
+        let r = get(t.v4(), &announce_target(h, peer_id(2), 7002, 9, extra));
+        assert_eq!(
+            bstr(&r.body),
+            "d8:completei1e10:incompletei1e8:intervali600e12:min intervali300e5:peersld2:ip9:127.0.0.14:porti7001eeee"
+        );
+    }
+}
+
+#[test]
+fn non_compact_lists_with_and_without_peer_id() {
+    let t = Tracker::start(&["--peer-ids"]);
     let h = hash(1, 2);
     get(t.v4(), &announce_target(h, peer_id(1), 7001, 0, ""));
     let r = get(

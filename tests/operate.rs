@@ -349,7 +349,7 @@ fn periodic_saves_happen_while_running() {
         || std::fs::read(&state).is_ok_and(|b| b.len() > 16 + 32)
     ));
     let b = std::fs::read(&state).unwrap();
-    assert_eq!(&b[..8], b"BTTRKST\x01");
+    assert_eq!(&b[..8], b"BTTRKST\x02");
     assert_eq!(&b[16..36], &hash(0, 1));
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -197,7 +197,7 @@ impl Worker {
             counters: self.counters.snapshot(),
             torrents: shard.torrents(),
             totals: shard.totals(),
-            clients: shard.clients().iter().map(|(k, n)| (*k, *n)).collect(),
+            clients: shard.clients().collect(),
         }
     }
 
@@ -536,6 +536,7 @@ pub(crate) async fn run(start: Start) {
         max_peers: cfg.limits.max_peers.div_ceil(workers),
         max_offers: cfg.limits.max_offers.div_ceil(workers),
     });
+    shard.keep_peer_ids(cfg.peer_ids);
     let now = clock(started);
     if let Some(path) = &restore {
         super::state::restore(path, id, workers, restore_age, &mut shard, now);

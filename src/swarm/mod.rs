@@ -1,8 +1,17 @@
 //! Tracker state, pure data: no sockets, no executor, no clock. Each worker
 //! owns one [`Shard`]: the swarms of the info hashes that map to it.
+//!
+//! Memory is the point of the layout. A torrent is a 48-byte entry in a
+//! [`table::Table`]: its info hash, downloads, last announce, and its peers:
+//! none, one IPv4 peer inline (most torrents of a public tracker have one),
+//! or a boxed [`Swarm`]. A peer is its wire-form address, its last announce
+//! and a 2-byte client slot; its 20-byte peer id is kept only when the
+//! operator asks for it (`peer_ids`), since only non-compact HTTP replies
+//! carry it.
 
 pub mod peers;
 pub mod state;
+pub mod table;
 pub mod ws;
 
 use crate::protocol::clients::ClientKey;
@@ -10,10 +19,10 @@ use crate::protocol::{
     canonical_ip, compact_v4, compact_v6, AnnounceRequest, Event, InfoHash, PeerId, Peers,
     ScrapeStats,
 };
-use indexmap::IndexMap;
 use peers::{PeerList, PeerMeta};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use table::{Keyed, Table};
 use ws::{Conn, WsPeers};
 
 /// Seconds a relayed offer waits for its answer.
@@ -76,6 +85,17 @@ pub struct Want {
     pub ids: bool,
 }
 
+/// What an announcing peer brings.
+struct Arrival {
+    seeder: bool,
+    /// It says it completed (counted once per leecher that does).
+    completed: bool,
+    now: u32,
+    /// Its peer id, when peer ids are kept.
+    id: Option<PeerId>,
+    client: ClientKey,
+}
+
 /// The peers of one address family of a swarm.
 #[derive(Debug, Default)]
 struct Family<const N: usize> {
@@ -91,24 +111,40 @@ impl<const N: usize> Family<N> {
         self.peers.is_empty()
     }
 
-    /// Inserts or refreshes a peer as a seeder or a leecher. Returns what it
-    /// was before when it was known (seeder or not, and its peer id), and its slot.
-    fn upsert(&mut self, key: [u8; N], seeder: bool, meta: PeerMeta) -> (Option<Was>, usize) {
+    /// Inserts or refreshes a peer. Returns whether it was known, and as a
+    /// seeder, and its slot.
+    fn upsert(
+        &mut self,
+        key: [u8; N],
+        a: &Arrival,
+        clients: &mut ClientSlots,
+    ) -> (Option<bool>, usize) {
         match self.peers.find(&key) {
             Some(s) => {
                 let was = self.peers.is_seeder(s);
-                let old = std::mem::replace(self.peers.meta_mut(s), meta);
-                (Some((was, old.peer_id)), self.peers.set_seeder(s, seeder))
+                let m = self.peers.meta_mut(s);
+                m.last_seen = a.now;
+                m.client = clients.swap(Some(m.client), a.client);
+                if let Some(id) = a.id {
+                    self.peers.set_id(s, id);
+                }
+                (Some(was), self.peers.set_seeder(s, a.seeder))
             }
-            None => (None, self.peers.insert(key, meta, seeder)),
+            None => {
+                let meta = PeerMeta {
+                    last_seen: a.now,
+                    client: clients.swap(None, a.client),
+                };
+                (None, self.peers.insert(key, meta, a.seeder, a.id))
+            }
         }
     }
 
-    /// Removes a peer; returns whether it was a seeder, and its peer id.
-    fn remove(&mut self, key: &[u8; N]) -> Option<Was> {
+    /// Removes a peer; returns whether it was a seeder, and its client slot.
+    fn remove(&mut self, key: &[u8; N]) -> Option<(bool, u16)> {
         let slot = self.peers.find(key)?;
         let (meta, seeder) = self.peers.remove(slot);
-        Some((seeder, meta.peer_id))
+        Some((seeder, meta.client))
     }
 
     /// Picks up to `want` peers for an announcer that is a seeder or not, who
@@ -156,7 +192,7 @@ impl<const N: usize> Family<N> {
     fn expire(&mut self, cutoff: u32, kind: Kind, tally: &mut Tally) -> usize {
         let mut n = 0;
         self.peers.expire(cutoff, |m, seeder| {
-            tally.leave(kind, seeder, &m.peer_id);
+            tally.leave(kind, seeder, m.client);
             n += 1;
         });
         n
@@ -169,27 +205,24 @@ impl<const N: usize> Family<N> {
 
 type Ids<'a> = Option<&'a mut Vec<crate::protocol::PeerId>>;
 
-/// What a known peer was: a seeder or not, and its peer id.
-type Was = (bool, PeerId);
-
 /// Puts the announcer in its own family, then picks its peers: from its own
 /// family first, then (when wanted) from the other. Returns whether it was
-/// known before, and what it was.
+/// known before, and as a seeder.
 fn join_and_pick<const N: usize, const M: usize>(
     own: (&mut Family<N>, &mut Vec<u8>, Ids<'_>),
     other: (&Family<M>, &mut Vec<u8>, Ids<'_>),
     key: [u8; N],
-    seeder: bool,
-    meta: PeerMeta,
+    a: &Arrival,
+    clients: &mut ClientSlots,
     want: &Want,
     rng: &mut Rng,
-) -> Option<Was> {
+) -> Option<bool> {
     let (family, out, ids) = own;
-    let (was, slot) = family.upsert(key, seeder, meta);
-    let got = family.pick(seeder, Some(slot), want.peers, rng, out, ids);
+    let (was, slot) = family.upsert(key, a, clients);
+    let got = family.pick(a.seeder, Some(slot), want.peers, rng, out, ids);
     if want.both_families {
         let (family, out, ids) = other;
-        family.pick(seeder, None, want.peers - got, rng, out, ids);
+        family.pick(a.seeder, None, want.peers - got, rng, out, ids);
     }
     was
 }
@@ -197,16 +230,14 @@ fn join_and_pick<const N: usize, const M: usize>(
 /// Stands in for the IPv6 peers of a swarm that has none.
 static NO_V6: Family<18> = Family::EMPTY;
 
-/// One torrent's peers, IPv4 and IPv6, seeders and leechers apart.
+/// The peers of a torrent that has more than one, or an IPv6 or WebSocket
+/// one, or whose peer ids are kept: IPv4 and IPv6, seeders and leechers
+/// apart.
 #[derive(Debug, Default)]
-pub struct Swarm {
+struct Swarm {
     v4: Family<6>,
     /// IPv6 peers, for the swarms that have any.
     v6: Option<Box<Family<18>>>,
-    completed: u32,
-    /// Tracker time of the last announce: an empty swarm (and its
-    /// `completed` count) is kept until the peer time-to-live has passed.
-    last_active: u32,
     /// WebSocket peers, for the few swarms that have any.
     ws: Option<Box<WsPeers>>,
 }
@@ -223,20 +254,303 @@ impl Swarm {
         }
     }
 
-    pub fn stats(&self) -> ScrapeStats {
+    fn counts(&self) -> (u32, u32) {
         let (ws_s, ws_l) = self
             .ws
             .as_ref()
             .map_or((0, 0), |w| (w.seeders(), w.leechers()));
+        (
+            (self.v4.peers.seeders() + self.v6().peers.seeders()) as u32 + ws_s,
+            (self.v4.peers.leechers() + self.v6().peers.leechers()) as u32 + ws_l,
+        )
+    }
+
+    fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6().is_empty() && self.ws.as_ref().is_none_or(|w| w.is_empty())
+    }
+
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Swarm>()
+            + self.v4.heap_bytes()
+            + self
+                .v6
+                .as_ref()
+                .map_or(0, |f| std::mem::size_of::<Family<18>>() + f.heap_bytes())
+            + self
+                .ws
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<WsPeers>())
+    }
+}
+
+/// A torrent's only peer, kept inline: an IPv4 address and port, its client
+/// slot, its last announce, and whether it seeds.
+#[derive(Clone, Copy, Debug)]
+struct One {
+    addr: [u8; 6],
+    client: u16,
+    last_seen: u32,
+    seeder: bool,
+}
+
+/// A torrent's peers.
+#[derive(Debug)]
+enum Body {
+    Empty,
+    One(One),
+    Many(Box<Swarm>),
+}
+
+/// One torrent: 48 bytes, and a box only when it has more than one peer.
+#[derive(Debug)]
+struct Torrent {
+    hash: InfoHash,
+    completed: u32,
+    /// Tracker time of the last announce: an empty torrent (and its
+    /// `completed` count) is kept until the peer time-to-live has passed.
+    last_active: u32,
+    body: Body,
+}
+
+impl Keyed for Torrent {
+    fn key(&self) -> &InfoHash {
+        &self.hash
+    }
+}
+
+impl Torrent {
+    fn new(hash: InfoHash) -> Self {
+        Torrent {
+            hash,
+            completed: 0,
+            last_active: 0,
+            body: Body::Empty,
+        }
+    }
+
+    fn stats(&self) -> ScrapeStats {
+        let (complete, incomplete) = match &self.body {
+            Body::Empty => (0, 0),
+            Body::One(o) => (o.seeder as u32, !o.seeder as u32),
+            Body::Many(s) => s.counts(),
+        };
         ScrapeStats {
-            complete: (self.v4.peers.seeders() + self.v6().peers.seeders()) as u32 + ws_s,
-            incomplete: (self.v4.peers.leechers() + self.v6().peers.leechers()) as u32 + ws_l,
+            complete,
+            incomplete,
             downloaded: self.completed,
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6().is_empty() && self.ws.as_ref().is_none_or(|w| w.is_empty())
+    fn is_empty(&self) -> bool {
+        match &self.body {
+            Body::Empty => true,
+            Body::One(_) => false,
+            Body::Many(s) => s.is_empty(),
+        }
+    }
+
+    /// Whether the peer at `ip` and `port` is here.
+    fn has(&self, ip: IpAddr, port: u16) -> bool {
+        match (&self.body, ip) {
+            (Body::One(o), IpAddr::V4(a)) => o.addr == compact_v4(a, port),
+            (Body::Many(s), IpAddr::V4(a)) => s.v4.peers.find(&compact_v4(a, port)).is_some(),
+            (Body::Many(s), IpAddr::V6(a)) => s.v6().peers.find(&compact_v6(a, port)).is_some(),
+            _ => false,
+        }
+    }
+
+    /// The boxed form of the peers, made from what is there.
+    fn many(&mut self) -> &mut Swarm {
+        if !matches!(self.body, Body::Many(_)) {
+            let mut s = Box::<Swarm>::default();
+            if let Body::One(o) = self.body {
+                let meta = PeerMeta {
+                    last_seen: o.last_seen,
+                    client: o.client,
+                };
+                s.v4.peers.insert(o.addr, meta, o.seeder, None);
+            }
+            self.body = Body::Many(s);
+        }
+        match &mut self.body {
+            Body::Many(s) => s,
+            _ => unreachable!("made above"),
+        }
+    }
+
+    /// Back to the small forms once the peers allow it.
+    fn settle(&mut self, keep_ids: bool) {
+        let Body::Many(s) = &self.body else {
+            return;
+        };
+        if s.is_empty() {
+            self.body = Body::Empty;
+        } else if !keep_ids && s.v4.peers.len() == 1 && s.v6.is_none() && s.ws.is_none() {
+            let (addr, meta, seeder) = s.v4.peers.iter().next().expect("one peer");
+            self.body = Body::One(One {
+                addr: *addr,
+                client: meta.client,
+                last_seen: meta.last_seen,
+                seeder,
+            });
+        }
+    }
+
+    /// Adds or refreshes the announcer and appends its peers to `out`.
+    /// Returns whether it was known before, and as a seeder, and its kind.
+    fn join(
+        &mut self,
+        addr: SocketAddr,
+        a: &Arrival,
+        want: &Want,
+        rng: &mut Rng,
+        out: &mut Peers,
+        clients: &mut ClientSlots,
+    ) -> (Option<bool>, Kind) {
+        let (ip, port) = (addr.ip(), addr.port());
+        if let (IpAddr::V4(v4), None) = (ip, a.id) {
+            let key = compact_v4(v4, port);
+            match &mut self.body {
+                Body::Empty => {
+                    self.body = Body::One(One {
+                        addr: key,
+                        client: clients.swap(None, a.client),
+                        last_seen: a.now,
+                        seeder: a.seeder,
+                    });
+                    return (None, Kind::V4);
+                }
+                Body::One(o) if o.addr == key => {
+                    let was = o.seeder;
+                    o.client = clients.swap(Some(o.client), a.client);
+                    o.last_seen = a.now;
+                    o.seeder = a.seeder;
+                    return (Some(was), Kind::V4);
+                }
+                _ => {}
+            }
+        }
+        let swarm = self.many();
+        let (Peers { v4, v6, ids4, ids6 }, ids) = (out, want.ids);
+        match ip {
+            IpAddr::V4(addr) => {
+                let own = (&mut swarm.v4, v4, ids.then_some(ids4));
+                let other = (
+                    swarm.v6.as_deref().unwrap_or(&NO_V6),
+                    v6,
+                    ids.then_some(ids6),
+                );
+                let key = compact_v4(addr, port);
+                let was = join_and_pick(own, other, key, a, clients, want, rng);
+                (was, Kind::V4)
+            }
+            IpAddr::V6(addr) => {
+                let own = (
+                    &mut **swarm.v6.get_or_insert_with(Box::default),
+                    v6,
+                    ids.then_some(ids6),
+                );
+                let other = (&swarm.v4, v4, ids.then_some(ids4));
+                let key = compact_v6(addr, port);
+                let was = join_and_pick(own, other, key, a, clients, want, rng);
+                (was, Kind::V6)
+            }
+        }
+    }
+
+    /// Removes the peer at `ip` and `port`: its kind, whether it seeded,
+    /// and its client slot.
+    fn leave(&mut self, ip: IpAddr, port: u16) -> Option<(Kind, bool, u16)> {
+        match (&mut self.body, ip) {
+            (Body::One(o), IpAddr::V4(a)) if o.addr == compact_v4(a, port) => {
+                let gone = (Kind::V4, o.seeder, o.client);
+                self.body = Body::Empty;
+                Some(gone)
+            }
+            (Body::Many(s), IpAddr::V4(a)) => {
+                s.v4.remove(&compact_v4(a, port))
+                    .map(|(seeder, c)| (Kind::V4, seeder, c))
+            }
+            (Body::Many(s), IpAddr::V6(a)) => {
+                let gone = s.v6.as_mut().and_then(|f| f.remove(&compact_v6(a, port)));
+                s.trim_v6();
+                gone.map(|(seeder, c)| (Kind::V6, seeder, c))
+            }
+            _ => None,
+        }
+    }
+
+    /// Removes every peer not seen since `cutoff`; returns how many.
+    fn expire(&mut self, cutoff: u32, tally: &mut Tally) -> usize {
+        match &mut self.body {
+            Body::Empty => 0,
+            Body::One(o) => {
+                if o.last_seen >= cutoff {
+                    return 0;
+                }
+                tally.leave(Kind::V4, o.seeder, o.client);
+                self.body = Body::Empty;
+                1
+            }
+            Body::Many(swarm) => {
+                let mut removed = swarm.v4.expire(cutoff, Kind::V4, tally);
+                if let Some(f) = swarm.v6.as_mut() {
+                    removed += f.expire(cutoff, Kind::V6, tally);
+                }
+                swarm.trim_v6();
+                if let Some(w) = swarm.ws.as_mut() {
+                    w.expire(cutoff, |_, seeder, client| {
+                        tally.leave(Kind::Ws, seeder, client);
+                        removed += 1;
+                    });
+                    if w.is_empty() {
+                        swarm.ws = None;
+                    }
+                }
+                removed
+            }
+        }
+    }
+
+    /// Every peer with its address (none for WebSocket peers).
+    fn peers_info(&self, out: &mut Vec<PeerInfo>) {
+        match &self.body {
+            Body::Empty => {}
+            Body::One(o) => out.push(PeerInfo {
+                addr: Some(peer_addr(&o.addr)),
+                peer_id: None,
+                seeder: o.seeder,
+            }),
+            Body::Many(s) => {
+                let list = |out: &mut Vec<PeerInfo>, addr: SocketAddr, id, seeder| {
+                    out.push(PeerInfo {
+                        addr: Some(addr),
+                        peer_id: id,
+                        seeder,
+                    })
+                };
+                for (slot, (a, _, seeder)) in s.v4.peers.iter().enumerate() {
+                    list(out, peer_addr(a), s.v4.peers.id(slot).copied(), seeder);
+                }
+                for (slot, (a, _, seeder)) in s.v6().peers.iter().enumerate() {
+                    list(out, peer_addr(a), s.v6().peers.id(slot).copied(), seeder);
+                }
+                if let Some(w) = &s.ws {
+                    out.extend(w.iter().map(|(id, seeder)| PeerInfo {
+                        addr: None,
+                        peer_id: Some(*id),
+                        seeder,
+                    }));
+                }
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match &self.body {
+            Body::Many(s) => s.heap_bytes(),
+            _ => 0,
+        }
     }
 }
 
@@ -275,14 +589,93 @@ pub struct Totals {
     pub active_torrents: usize,
 }
 
-/// Peers by client and version, kept as peers come and go.
-pub type Clients = HashMap<ClientKey, u32, ahash::RandomState>;
+/// Peers by client and version. Each client and version in use gets a
+/// 2-byte slot, which is all a peer keeps of its peer id for statistics.
+#[derive(Debug)]
+struct ClientSlots {
+    /// Per slot: its client and version, and how many peers it has.
+    slots: Vec<(ClientKey, u32)>,
+    by_key: HashMap<ClientKey, u16, ahash::RandomState>,
+    /// Slots no peer uses, to hand out again.
+    free: Vec<u16>,
+}
+
+impl Default for ClientSlots {
+    fn default() -> Self {
+        let mut by_key = HashMap::with_hasher(ahash::RandomState::new());
+        by_key.insert(ClientKey::UNKNOWN, 0);
+        ClientSlots {
+            slots: vec![(ClientKey::UNKNOWN, 0)],
+            by_key,
+            free: Vec::new(),
+        }
+    }
+}
+
+impl ClientSlots {
+    /// A peer of `key` arrives: its slot. Past 65,535 clients and versions
+    /// in use at once, the newcomers count as unknown (slot 0).
+    fn enter(&mut self, key: ClientKey) -> u16 {
+        let slot = match self.by_key.get(&key) {
+            Some(&s) => s,
+            None => {
+                let s = match self.free.pop() {
+                    Some(s) => s,
+                    None if self.slots.len() <= u16::MAX as usize => {
+                        self.slots.push((key, 0));
+                        (self.slots.len() - 1) as u16
+                    }
+                    None => 0,
+                };
+                if s != 0 {
+                    self.slots[s as usize] = (key, 0);
+                    self.by_key.insert(key, s);
+                }
+                s
+            }
+        };
+        self.slots[slot as usize].1 += 1;
+        slot
+    }
+
+    /// A peer of slot `slot` leaves.
+    fn leave(&mut self, slot: u16) {
+        let e = &mut self.slots[slot as usize];
+        e.1 = e.1.saturating_sub(1);
+        if e.1 == 0 && slot != 0 {
+            self.by_key.remove(&e.0);
+            self.free.push(slot);
+        }
+    }
+
+    /// The slot of a peer that had slot `old` (none when new) and now runs `key`.
+    #[inline]
+    fn swap(&mut self, old: Option<u16>, key: ClientKey) -> u16 {
+        match old {
+            Some(o) if self.slots[o as usize].0 == key => o,
+            Some(o) => {
+                self.leave(o);
+                self.enter(key)
+            }
+            None => self.enter(key),
+        }
+    }
+
+    /// The client and version of slot `slot`.
+    fn key(&self, slot: u16) -> ClientKey {
+        self.slots[slot as usize].0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (ClientKey, u32)> + '_ {
+        self.slots.iter().copied().filter(|&(_, n)| n > 0)
+    }
+}
 
 /// The shard's running counts: totals and clients.
 #[derive(Debug, Default)]
 struct Tally {
     totals: Totals,
-    clients: Clients,
+    clients: ClientSlots,
 }
 
 impl Tally {
@@ -302,42 +695,23 @@ impl Tally {
         *class = class.wrapping_add_signed(delta);
     }
 
-    fn client_in(&mut self, id: &PeerId) {
-        *self.clients.entry(ClientKey::of(id)).or_insert(0) += 1;
-    }
-
-    fn client_out(&mut self, id: &PeerId) {
-        let key = ClientKey::of(id);
-        if let Some(n) = self.clients.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                self.clients.remove(&key);
+    /// A peer announced: it `was` unknown or known (as a seeder or not),
+    /// and is now a seeder or not. Its client slot is already kept.
+    fn arrived(&mut self, kind: Kind, was: Option<bool>, seeder: bool) {
+        match was {
+            None => self.class(kind, seeder, 1),
+            Some(w) if w != seeder => {
+                self.class(kind, w, -1);
+                self.class(kind, seeder, 1);
             }
+            Some(_) => {}
         }
     }
 
-    /// A peer joined a swarm.
-    fn join(&mut self, kind: Kind, seeder: bool, id: &PeerId) {
-        self.class(kind, seeder, 1);
-        self.client_in(id);
-    }
-
-    /// A peer left a swarm.
-    fn leave(&mut self, kind: Kind, seeder: bool, id: &PeerId) {
+    /// A peer of client slot `client` left a swarm.
+    fn leave(&mut self, kind: Kind, seeder: bool, client: u16) {
         self.class(kind, seeder, -1);
-        self.client_out(id);
-    }
-
-    /// A known peer announced again, as `seeder` and `id`.
-    fn again(&mut self, kind: Kind, was: Was, seeder: bool, id: &PeerId) {
-        if was.0 != seeder {
-            self.class(kind, was.0, -1);
-            self.class(kind, seeder, 1);
-        }
-        if was.1 != *id && ClientKey::of(&was.1) != ClientKey::of(id) {
-            self.client_out(&was.1);
-            self.client_in(id);
-        }
+        self.clients.leave(client);
     }
 }
 
@@ -347,7 +721,9 @@ pub struct PeerInfo {
     /// Address and announced port; `None` for a WebSocket peer, which is
     /// reached through its connection.
     pub addr: Option<SocketAddr>,
-    pub peer_id: PeerId,
+    /// Its peer id: always for WebSocket peers, and for the others when
+    /// the tracker keeps peer ids.
+    pub peer_id: Option<PeerId>,
     pub seeder: bool,
 }
 
@@ -387,9 +763,10 @@ enum Kind {
 
 /// The swarms owned by one worker.
 pub struct Shard {
-    torrents: IndexMap<InfoHash, Swarm, ahash::RandomState>,
+    torrents: Table<Torrent>,
     peer_ttl: u32,
     limits: ShardLimits,
+    keep_ids: bool,
     rng: Rng,
     cursor: usize,
     tally: Tally,
@@ -403,12 +780,13 @@ impl Shard {
         Self::with_capacity(peer_ttl, seed, 0)
     }
 
-    /// A shard with room for `torrents` torrents before its map has to grow.
+    /// A shard with room for `torrents` torrents before its index has to grow.
     pub fn with_capacity(peer_ttl: u32, seed: u64, torrents: usize) -> Self {
         Shard {
-            torrents: IndexMap::with_capacity_and_hasher(torrents, ahash::RandomState::new()),
+            torrents: Table::with_capacity(torrents),
             peer_ttl,
             limits: ShardLimits::default(),
+            keep_ids: false,
             rng: Rng::new(seed),
             cursor: 0,
             tally: Tally::default(),
@@ -426,10 +804,17 @@ impl Shard {
         self.limits = limits;
     }
 
+    /// Keeps every peer's 20-byte peer id, for non-compact HTTP replies
+    /// (off by default: it costs 20 bytes a peer, and a box for every
+    /// one-peer torrent). Set it before the first announce.
+    pub fn keep_peer_ids(&mut self, on: bool) {
+        self.keep_ids = on;
+    }
+
     /// Refuses a new torrent or a new peer when the shard is full; `known`
     /// says whether the peer is in the swarm already. Cheap until a limit
     /// is near.
-    fn admit(&self, hash: &InfoHash, known: impl FnOnce(&Swarm) -> bool) -> Result<(), Full> {
+    fn admit(&self, hash: &InfoHash, known: impl FnOnce(&Torrent) -> bool) -> Result<(), Full> {
         let l = &self.limits;
         let full_t = self.torrents.len() >= l.max_torrents;
         let t = &self.tally.totals;
@@ -437,7 +822,7 @@ impl Shard {
         if !full_t && !full_p {
             return Ok(());
         }
-        match self.torrents.get(hash) {
+        match self.torrents.get_by(hash) {
             None if full_t => Err(Full::Torrents),
             None => Err(Full::Peers),
             Some(s) if full_p && !known(s) => Err(Full::Peers),
@@ -450,8 +835,8 @@ impl Shard {
     }
 
     /// Peers in this shard's swarms by client and version.
-    pub fn clients(&self) -> &Clients {
-        &self.tally.clients
+    pub fn clients(&self) -> impl Iterator<Item = (ClientKey, u32)> + '_ {
+        self.tally.clients.iter()
     }
 
     /// Applies an announce from `ip` at tracker time `now` (seconds) and
@@ -473,83 +858,64 @@ impl Shard {
     ) -> Result<ScrapeStats, Full> {
         let ip = canonical_ip(ip);
         if req.event == Event::Stopped {
-            let Some(swarm) = self.torrents.get_mut(&req.info_hash) else {
-                return Ok(ScrapeStats::default());
-            };
-            let removed = match ip {
-                IpAddr::V4(a) => swarm
-                    .v4
-                    .remove(&compact_v4(a, req.port))
-                    .map(|s| (Kind::V4, s)),
-                IpAddr::V6(a) => swarm
-                    .v6
-                    .as_mut()
-                    .and_then(|f| f.remove(&compact_v6(a, req.port)))
-                    .map(|s| (Kind::V6, s)),
-            };
-            swarm.trim_v6();
-            let stats = swarm.stats();
-            if let Some((kind, (seeder, id))) = removed {
-                self.tally.leave(kind, seeder, &id);
-                if swarm.is_empty() {
-                    self.tally.totals.active_torrents -= 1;
-                }
-            }
-            return Ok(stats);
+            return Ok(self.stop(&req.info_hash, ip, req.port));
         }
-        self.admit(&req.info_hash, |s| match ip {
-            IpAddr::V4(a) => s.v4.peers.find(&compact_v4(a, req.port)).is_some(),
-            IpAddr::V6(a) => s.v6().peers.find(&compact_v6(a, req.port)).is_some(),
-        })?;
-        let seeder = req.is_seeder() || req.event == Event::Completed;
-        let meta = PeerMeta {
-            peer_id: req.peer_id,
-            last_seen: now,
+        self.admit(&req.info_hash, |t| t.has(ip, req.port))?;
+        let a = Arrival {
+            seeder: req.is_seeder() || req.event == Event::Completed,
+            completed: req.event == Event::Completed,
+            now,
+            id: self.keep_ids.then_some(req.peer_id),
+            client: ClientKey::of(&req.peer_id),
         };
-        let swarm = self.torrents.entry(req.info_hash).or_default();
-        swarm.last_active = now;
-        if swarm.is_empty() {
-            self.tally.totals.active_torrents += 1;
+        let at = self
+            .torrents
+            .find_or_insert(&req.info_hash, || Torrent::new(req.info_hash));
+        Ok(self.arrive(at, SocketAddr::new(ip, req.port), &a, want, out))
+    }
+
+    /// Puts a peer in the torrent at position `at`; the swarm's counts after.
+    fn arrive(
+        &mut self,
+        at: usize,
+        addr: SocketAddr,
+        a: &Arrival,
+        want: &Want,
+        out: &mut Peers,
+    ) -> ScrapeStats {
+        let Shard {
+            torrents,
+            tally,
+            rng,
+            ..
+        } = self;
+        let t = torrents.get_mut(at);
+        t.last_active = t.last_active.max(a.now);
+        if t.is_empty() {
+            tally.totals.active_torrents += 1;
         }
-        let rng = &mut self.rng;
-        let (Peers { v4, v6, ids4, ids6 }, ids) = (out, want.ids);
-        let (was, kind) = match ip {
-            IpAddr::V4(a) => {
-                let own = (&mut swarm.v4, v4, ids.then_some(ids4));
-                let other = (
-                    swarm.v6.as_deref().unwrap_or(&NO_V6),
-                    v6,
-                    ids.then_some(ids6),
-                );
-                (
-                    join_and_pick(own, other, compact_v4(a, req.port), seeder, meta, want, rng),
-                    Kind::V4,
-                )
-            }
-            IpAddr::V6(a) => {
-                let own = (
-                    &mut **swarm.v6.get_or_insert_with(Box::default),
-                    v6,
-                    ids.then_some(ids6),
-                );
-                let other = (&swarm.v4, v4, ids.then_some(ids4));
-                (
-                    join_and_pick(own, other, compact_v6(a, req.port), seeder, meta, want, rng),
-                    Kind::V6,
-                )
-            }
+        let (was, kind) = t.join(addr, a, want, rng, out, &mut tally.clients);
+        if a.completed && was != Some(true) {
+            t.completed = t.completed.saturating_add(1);
+            tally.totals.completed += 1;
+        }
+        tally.arrived(kind, was, a.seeder);
+        t.stats()
+    }
+
+    /// A peer stopped: it leaves, and nothing else changes.
+    fn stop(&mut self, hash: &InfoHash, ip: IpAddr, port: u16) -> ScrapeStats {
+        let Some(t) = self.torrents.get_mut_by(hash) else {
+            return ScrapeStats::default();
         };
-        let completed_now = req.event == Event::Completed && was.map(|w| w.0) != Some(true);
-        if completed_now {
-            swarm.completed = swarm.completed.saturating_add(1);
-            self.tally.totals.completed += 1;
+        if let Some((kind, seeder, client)) = t.leave(ip, port) {
+            self.tally.leave(kind, seeder, client);
+            t.settle(self.keep_ids);
+            if t.is_empty() {
+                self.tally.totals.active_torrents -= 1;
+            }
         }
-        let stats = swarm.stats();
-        match was {
-            None => self.tally.join(kind, seeder, &req.peer_id),
-            Some(w) => self.tally.again(kind, w, seeder, &req.peer_id),
-        }
-        Ok(stats)
+        t.stats()
     }
 
     /// Applies an announce from the WebSocket peer on `conn` and appends up
@@ -567,36 +933,45 @@ impl Shard {
             self.ws_remove(&req.info_hash, &req.peer_id, conn);
             return Ok(self.scrape(&req.info_hash));
         }
-        self.admit(&req.info_hash, |s| {
-            s.ws.as_ref()
-                .is_some_and(|w| w.conn(&req.peer_id).is_some())
+        self.admit(&req.info_hash, |t| match &t.body {
+            Body::Many(s) => {
+                s.ws.as_ref()
+                    .is_some_and(|w| w.conn(&req.peer_id).is_some())
+            }
+            _ => false,
         })?;
         let seeder = match (req.event, req.left) {
             (Event::Completed, _) | (_, Some(0)) => Some(true),
             (_, Some(_)) => Some(false),
             (_, None) => None,
         };
-        let swarm = self.torrents.entry(req.info_hash).or_default();
-        swarm.last_active = now;
-        if swarm.is_empty() {
-            self.tally.totals.active_torrents += 1;
+        let at = self
+            .torrents
+            .find_or_insert(&req.info_hash, || Torrent::new(req.info_hash));
+        let Shard {
+            torrents,
+            tally,
+            rng,
+            ..
+        } = self;
+        let t = torrents.get_mut(at);
+        t.last_active = now;
+        if t.is_empty() {
+            tally.totals.active_torrents += 1;
         }
-        let peers = swarm.ws.get_or_insert_with(Box::default);
-        let (slot, was) = peers.upsert(req.peer_id, conn, seeder, now);
-        peers.pick(slot, offers, &mut self.rng, targets);
+        let key = ClientKey::of(&req.peer_id);
+        let clients = &mut tally.clients;
+        let peers = t.many().ws.get_or_insert_with(Box::default);
+        let (slot, was) =
+            peers.upsert(req.peer_id, conn, seeder, now, |old| clients.swap(old, key));
+        peers.pick(slot, offers, rng, targets);
         let is = seeder.or(was).unwrap_or(false);
-        let completed_now = req.event == Event::Completed && was != Some(true);
-        if completed_now {
-            swarm.completed = swarm.completed.saturating_add(1);
-            self.tally.totals.completed += 1;
+        if req.event == Event::Completed && was != Some(true) {
+            t.completed = t.completed.saturating_add(1);
+            tally.totals.completed += 1;
         }
-        let stats = swarm.stats();
-        let id = &req.peer_id;
-        match was {
-            None => self.tally.join(Kind::Ws, is, id),
-            Some(old) => self.tally.again(Kind::Ws, (old, *id), is, id),
-        }
-        Ok(stats)
+        tally.arrived(Kind::Ws, was, is);
+        Ok(t.stats())
     }
 
     /// Removes a WebSocket peer if it is on `conn` (its connection closed, or
@@ -607,20 +982,24 @@ impl Shard {
         peer: &crate::protocol::PeerId,
         conn: Conn,
     ) -> bool {
-        let Some(swarm) = self.torrents.get_mut(hash) else {
+        let Some(t) = self.torrents.get_mut_by(hash) else {
+            return false;
+        };
+        let Body::Many(swarm) = &mut t.body else {
             return false;
         };
         let Some(peers) = swarm.ws.as_mut() else {
             return false;
         };
-        let Some(seeder) = peers.remove(peer, conn) else {
+        let Some((seeder, client)) = peers.remove(peer, conn) else {
             return false;
         };
         if peers.is_empty() {
             swarm.ws = None;
         }
-        self.tally.leave(Kind::Ws, seeder, peer);
-        if swarm.is_empty() {
+        self.tally.leave(Kind::Ws, seeder, client);
+        t.settle(self.keep_ids);
+        if t.is_empty() {
             self.tally.totals.active_torrents -= 1;
         }
         true
@@ -661,48 +1040,34 @@ impl Shard {
         if o.at + OFFER_TTL < now {
             return None;
         }
-        self.torrents.get(hash)?.ws.as_ref()?.conn(to)
+        match &self.torrents.get_by(hash)?.body {
+            Body::Many(s) => s.ws.as_ref()?.conn(to),
+            _ => None,
+        }
     }
 
     /// Counts for one torrent; zeros when it is unknown.
     pub fn scrape(&self, hash: &InfoHash) -> ScrapeStats {
         self.torrents
-            .get(hash)
-            .map(Swarm::stats)
+            .get_by(hash)
+            .map(Torrent::stats)
             .unwrap_or_default()
     }
 
     /// Appends every torrent and its counts (a full scrape).
     pub fn scrape_all(&self, out: &mut Vec<(InfoHash, ScrapeStats)>) {
-        out.extend(self.torrents.iter().map(|(h, s)| (*h, s.stats())));
+        out.extend(self.torrents.iter().map(|t| (t.hash, t.stats())));
     }
 
     /// Every torrent with its counts and peers (for the library's
     /// `Server::torrents`; this walks every peer).
     pub fn torrents_info(&self, out: &mut Vec<TorrentInfo>) {
-        out.extend(self.torrents.iter().map(|(h, s)| {
-            let st = s.stats();
+        out.extend(self.torrents.iter().map(|t| {
+            let st = t.stats();
             let mut peers = Vec::with_capacity((st.complete + st.incomplete) as usize);
-            let ip = |(a, m, seeder): (&[u8; 6], &PeerMeta, bool)| PeerInfo {
-                addr: Some(peer_addr(a)),
-                peer_id: m.peer_id,
-                seeder,
-            };
-            peers.extend(s.v4.peers.iter().map(ip));
-            peers.extend(s.v6().peers.iter().map(|(a, m, seeder)| PeerInfo {
-                addr: Some(peer_addr(a)),
-                peer_id: m.peer_id,
-                seeder,
-            }));
-            if let Some(w) = &s.ws {
-                peers.extend(w.iter().map(|(id, seeder)| PeerInfo {
-                    addr: None,
-                    peer_id: *id,
-                    seeder,
-                }));
-            }
+            t.peers_info(&mut peers);
             TorrentInfo {
-                info_hash: *h,
+                info_hash: t.hash,
                 complete: st.complete,
                 incomplete: st.incomplete,
                 downloaded: st.downloaded,
@@ -727,32 +1092,16 @@ impl Shard {
                 self.cursor = 0;
                 break;
             }
-            let (_, swarm) = self
-                .torrents
-                .get_index_mut(self.cursor)
-                .expect("cursor in range");
-            let was_active = !swarm.is_empty();
-            let tally = &mut self.tally;
-            removed += swarm.v4.expire(cutoff, Kind::V4, tally);
-            if let Some(f) = swarm.v6.as_mut() {
-                removed += f.expire(cutoff, Kind::V6, tally);
+            let t = self.torrents.get_mut(self.cursor);
+            let was_active = !t.is_empty();
+            removed += t.expire(cutoff, &mut self.tally);
+            t.settle(self.keep_ids);
+            let empty = t.is_empty();
+            if was_active && empty {
+                self.tally.totals.active_torrents -= 1;
             }
-            swarm.trim_v6();
-            if let Some(w) = swarm.ws.as_mut() {
-                w.expire(cutoff, |id, seeder| {
-                    tally.leave(Kind::Ws, seeder, id);
-                    removed += 1;
-                });
-                if w.is_empty() {
-                    swarm.ws = None;
-                }
-            }
-            if was_active && swarm.is_empty() {
-                tally.totals.active_torrents -= 1;
-            }
-            let forget = swarm.is_empty() && swarm.last_active < cutoff;
-            if forget {
-                self.torrents.swap_remove_index(self.cursor);
+            if empty && t.last_active < cutoff {
+                self.torrents.swap_remove(self.cursor);
             } else {
                 self.cursor += 1;
             }
@@ -760,21 +1109,9 @@ impl Shard {
         removed
     }
 
-    /// Heap bytes held by the swarms and the map (an estimate from capacities).
+    /// Heap bytes held by the torrents and their peers (from capacities).
     pub fn heap_bytes(&self) -> usize {
-        let map = self.torrents.capacity()
-            * (std::mem::size_of::<(InfoHash, Swarm)>() + std::mem::size_of::<usize>() * 2 + 1);
-        map + self
-            .torrents
-            .values()
-            .map(|s| {
-                s.v4.heap_bytes()
-                    + s.v6
-                        .as_ref()
-                        .map_or(0, |f| std::mem::size_of::<Family<18>>() + f.heap_bytes())
-                    + s.ws.as_ref().map_or(0, |_| std::mem::size_of::<WsPeers>())
-            })
-            .sum::<usize>()
+        self.torrents.heap_bytes() + self.torrents.iter().map(Torrent::heap_bytes).sum::<usize>()
     }
 }
 
@@ -837,7 +1174,7 @@ mod tests {
         let (s, p) = announce(&mut sh, &req(1, 1001, Some(0), Event::Started), v4(1), 0);
         assert_eq!((s.complete, s.incomplete), (1, 1));
         assert_eq!(p.v4, [10, 0, 0, 1, 0x03, 0xe8]);
-        assert_eq!(p.ids4, vec![PeerId([1000u16 as u8; 20])]);
+        assert!(p.ids4.is_empty(), "peer ids are not kept unless asked for");
         let (_, p) = announce(&mut sh, &req(1, 1002, None, Event::None), v4(2), 0);
         assert_eq!(ports(&p.v4), vec![1000, 1001]);
         assert_eq!(sh.totals().seeders, 1);
@@ -975,13 +1312,74 @@ mod tests {
     }
 
     #[test]
-    fn a_swarm_is_small() {
-        // The fixed part every torrent pays before its first peer.
-        assert!(
-            std::mem::size_of::<Swarm>() <= 88,
-            "{}",
-            std::mem::size_of::<Swarm>()
+    fn a_torrent_is_small() {
+        // What every torrent pays, its first IPv4 peer included.
+        assert_eq!(std::mem::size_of::<Torrent>(), 48);
+        assert_eq!(std::mem::size_of::<peers::PeerMeta>(), 8);
+    }
+
+    #[test]
+    fn peer_ids_when_kept() {
+        let mut sh = Shard::new(1200, 12);
+        sh.keep_peer_ids(true);
+        announce(&mut sh, &req(1, 1000, Some(5), Event::Started), v4(1), 0);
+        let six: IpAddr = "2001:db8::1".parse().unwrap();
+        announce(&mut sh, &req(1, 1001, Some(0), Event::Started), six, 0);
+        let (_, p) = announce(&mut sh, &req(1, 1002, Some(5), Event::Started), v4(2), 0);
+        assert_eq!(p.ids4, vec![PeerId([1000u16 as u8; 20])]);
+        assert_eq!(p.ids6, vec![PeerId([1001u16 as u8; 20])]);
+        // A new peer id at the same address and port replaces the old one.
+        let mut r = req(1, 1000, Some(5), Event::None);
+        r.peer_id = PeerId([b'n'; 20]);
+        announce(&mut sh, &r, v4(1), 1);
+        let (_, p) = announce(&mut sh, &req(1, 1002, Some(5), Event::None), v4(2), 1);
+        assert_eq!(p.ids4, vec![PeerId([b'n'; 20])]);
+        let mut info = Vec::new();
+        sh.torrents_info(&mut info);
+        let mut ids: Vec<_> = info[0]
+            .peers
+            .iter()
+            .map(|p| p.peer_id.unwrap().0[0])
+            .collect();
+        ids.sort();
+        assert_eq!(ids, vec![b'n', 1001u16 as u8, 1002u16 as u8]);
+    }
+
+    #[test]
+    fn one_peer_torrents_move_between_forms_and_lose_nothing() {
+        let mut sh = Shard::new(100, 13);
+        let h = InfoHash([1; 20]);
+        // Inline, then boxed with a second peer, then inline again when it stops.
+        announce(&mut sh, &req(1, 1, Some(0), Event::Started), v4(1), 0);
+        assert!(matches!(sh.torrents.get(0).body, Body::One(_)));
+        let (s, p) = announce(&mut sh, &req(1, 2, Some(5), Event::Started), v4(2), 0);
+        assert_eq!((s.complete, s.incomplete), (1, 1));
+        assert_eq!(p.v4, [10, 0, 0, 1, 0, 1]);
+        assert!(matches!(sh.torrents.get(0).body, Body::Many(_)));
+        announce(&mut sh, &req(1, 2, Some(5), Event::Stopped), v4(2), 0);
+        assert!(matches!(sh.torrents.get(0).body, Body::One(_)));
+        assert_eq!(sh.scrape(&h).complete, 1);
+        // An IPv6 peer boxes it; expiry of the others brings it back.
+        let six: IpAddr = "2001:db8::1".parse().unwrap();
+        announce(&mut sh, &req(1, 3, Some(5), Event::Started), six, 50);
+        let (s, p) = announce(&mut sh, &req(1, 4, Some(5), Event::Started), v4(4), 90);
+        assert_eq!((s.complete, s.incomplete), (1, 2));
+        assert_eq!(p.v4, [10, 0, 0, 1, 0, 1]);
+        assert_eq!(sh.sweep(120, 10), 1, "the first peer, seen at 0");
+        assert_eq!(sh.sweep(160, 10), 1, "the IPv6 peer, seen at 50");
+        assert!(matches!(sh.torrents.get(0).body, Body::One(_)));
+        let t = sh.totals();
+        assert_eq!(
+            (t.leechers, t.seeders, t.peers_v4, t.peers_v6),
+            (1, 0, 1, 0)
         );
+        // The inline peer completes, then stops.
+        let (s, _) = announce(&mut sh, &req(1, 4, Some(0), Event::Completed), v4(4), 161);
+        assert_eq!((s.complete, s.incomplete, s.downloaded), (1, 0, 1));
+        announce(&mut sh, &req(1, 4, Some(0), Event::Stopped), v4(4), 161);
+        assert!(matches!(sh.torrents.get(0).body, Body::Empty));
+        assert_eq!(sh.totals().active_torrents, 0);
+        assert_eq!(sh.clients().count(), 0);
     }
 
     #[test]
@@ -1071,7 +1469,10 @@ mod tests {
             p[..8].copy_from_slice(prefix);
             ClientKey::of(&PeerId(p))
         };
-        let count = |sh: &Shard, id: &[u8; 8]| sh.clients().get(&key(id)).copied();
+        let count = |sh: &Shard, id: &[u8; 8]| {
+            let k = key(id);
+            sh.clients().find(|c| c.0 == k).map(|c| c.1)
+        };
         let mut r = req(1, 1000, Some(5), Event::Started);
         r.peer_id = qb(1);
         announce(&mut sh, &r, v4(1), 0);
@@ -1096,7 +1497,7 @@ mod tests {
         assert_eq!((sh.torrents(), sh.totals().active_torrents), (2, 1));
         // Expiry takes the rest, and the client counts with them.
         sh.sweep(500, 100);
-        assert!(sh.clients().is_empty());
+        assert_eq!(sh.clients().count(), 0);
         assert_eq!(sh.totals().active_torrents, 0);
     }
 

@@ -3,8 +3,9 @@
 //! leechers in `[s, len)`. A reply copies from either region in at most a
 //! few contiguous runs; a peer changes class by one swap across the boundary.
 
+use super::table::hash_of;
 use crate::protocol::PeerId;
-use std::collections::HashMap;
+use hashbrown::HashTable;
 use std::ops::Range;
 
 /// Lists longer than this get a hash index from key to slot; shorter ones
@@ -13,23 +14,26 @@ const INDEX_FROM: usize = 48;
 /// An index is dropped again when a list shrinks below this.
 const INDEX_UNTIL: usize = 24;
 
-/// What is kept of a peer besides its address.
+/// What is kept of a peer besides its address: 8 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerMeta {
-    pub peer_id: PeerId,
     /// Coarse tracker time (seconds) of its last announce.
     pub last_seen: u32,
+    /// Its client and version, as the shard's slot for them (see `Tally`).
+    pub client: u16,
 }
 
-type Index<const N: usize> = HashMap<[u8; N], u32, ahash::RandomState>;
-
 /// The peers of one address family of one swarm. The key of a peer is its
-/// wire form: address and announced port.
+/// wire form: address and announced port. Peer ids are kept only when the
+/// tracker is told to (`ids` then runs beside `addrs`); replies need none
+/// of them but the rare non-compact HTTP one.
 #[derive(Debug, Default)]
 pub struct PeerList<const N: usize> {
     addrs: Vec<[u8; N]>,
     meta: Vec<PeerMeta>,
-    index: Option<Box<Index<N>>>,
+    ids: Vec<PeerId>,
+    /// Slots by key, as 4-byte slot numbers hashed by the key they point at.
+    index: Option<Box<HashTable<u32>>>,
     seeders: u32,
 }
 
@@ -38,6 +42,7 @@ impl<const N: usize> PeerList<N> {
     pub const EMPTY: Self = PeerList {
         addrs: Vec::new(),
         meta: Vec::new(),
+        ids: Vec::new(),
         index: None,
         seeders: 0,
     };
@@ -76,7 +81,11 @@ impl<const N: usize> PeerList<N> {
     #[inline]
     pub fn find(&self, key: &[u8; N]) -> Option<usize> {
         match &self.index {
-            Some(ix) => ix.get(key).map(|&i| i as usize),
+            Some(ix) => {
+                let addrs = &self.addrs;
+                ix.find(hash_of(key), |&i| addrs[i as usize] == *key)
+                    .map(|&i| i as usize)
+            }
             None => self.addrs.iter().position(|a| a == key),
         }
     }
@@ -85,8 +94,25 @@ impl<const N: usize> PeerList<N> {
         &mut self.meta[slot]
     }
 
+    /// Sets the peer id of `slot`, when peer ids are kept.
+    pub fn set_id(&mut self, slot: usize, id: PeerId) {
+        if let Some(i) = self.ids.get_mut(slot) {
+            *i = id;
+        }
+    }
+
     pub fn addr(&self, slot: usize) -> &[u8; N] {
         &self.addrs[slot]
+    }
+
+    /// Points the index entry of the key in `slot`, which says `from`, at `slot`.
+    fn reindex(&mut self, slot: usize, from: usize) {
+        if let Some(ix) = &mut self.index {
+            let e = ix
+                .find_mut(hash_of(&self.addrs[slot]), |&i| i as usize == from)
+                .expect("every peer is indexed");
+            *e = slot as u32;
+        }
     }
 
     fn swap(&mut self, a: usize, b: usize) {
@@ -95,33 +121,50 @@ impl<const N: usize> PeerList<N> {
         }
         self.addrs.swap(a, b);
         self.meta.swap(a, b);
+        if !self.ids.is_empty() {
+            self.ids.swap(a, b);
+        }
         if let Some(ix) = &mut self.index {
-            ix.insert(self.addrs[a], a as u32);
-            ix.insert(self.addrs[b], b as u32);
+            // The key now in `a` was indexed at `b`, and the other way round.
+            let hashes = [hash_of(&self.addrs[a]), hash_of(&self.addrs[b])];
+            let was = [b as u32, a as u32];
+            let [ea, eb] = ix.get_disjoint_mut(hashes, |k, &i| i == was[k]);
+            *ea.expect("every peer is indexed") = a as u32;
+            *eb.expect("every peer is indexed") = b as u32;
         }
     }
 
-    /// Adds a peer (the caller has checked it is absent); returns its slot.
-    pub fn insert(&mut self, key: [u8; N], meta: PeerMeta, seeder: bool) -> usize {
+    /// Adds a peer (the caller has checked it is absent), with its peer id
+    /// when ids are kept; returns its slot.
+    pub fn insert(
+        &mut self,
+        key: [u8; N],
+        meta: PeerMeta,
+        seeder: bool,
+        id: Option<PeerId>,
+    ) -> usize {
         let slot = self.addrs.len();
-        // Most swarms hold a peer or two: grow one slot at a time while small
-        // rather than jumping to the allocator's minimum of four.
+        // Small swarms grow one slot at a time rather than jumping to the
+        // allocator's minimum of four.
         if slot < 4 && slot == self.addrs.capacity() {
             self.addrs.reserve_exact(1);
             self.meta.reserve_exact(1);
         }
         self.addrs.push(key);
         self.meta.push(meta);
+        if let Some(id) = id {
+            self.ids.push(id);
+        }
+        let addrs = &self.addrs;
         match &mut self.index {
             Some(ix) => {
-                ix.insert(key, slot as u32);
+                ix.insert_unique(hash_of(&key), slot as u32, |&i| hash_of(&addrs[i as usize]));
             }
-            None if self.addrs.len() > INDEX_FROM => {
-                let mut ix = Index::<N>::with_capacity_and_hasher(
-                    self.addrs.len() * 2,
-                    ahash::RandomState::new(),
-                );
-                ix.extend(self.addrs.iter().enumerate().map(|(i, a)| (*a, i as u32)));
+            None if addrs.len() > INDEX_FROM => {
+                let mut ix = HashTable::with_capacity(addrs.len() * 2);
+                for (i, a) in addrs.iter().enumerate() {
+                    ix.insert_unique(hash_of(a), i as u32, |&i| hash_of(&addrs[i as usize]));
+                }
                 self.index = Some(Box::new(ix));
             }
             None => {}
@@ -161,18 +204,29 @@ impl<const N: usize> PeerList<N> {
         let seeder = self.is_seeder(slot);
         let slot = self.set_seeder(slot, false);
         let last = self.addrs.len() - 1;
-        self.swap(slot, last);
-        let key = self.addrs.pop().expect("a peer in that slot");
-        let meta = self.meta.pop().expect("a peer in that slot");
         if let Some(ix) = &mut self.index {
-            ix.remove(&key);
-            if self.addrs.len() < INDEX_UNTIL {
-                self.index = None;
-            }
+            ix.find_entry(hash_of(&self.addrs[slot]), |&i| i as usize == slot)
+                .expect("every peer is indexed")
+                .remove();
+        }
+        self.addrs.swap(slot, last);
+        self.meta.swap(slot, last);
+        if !self.ids.is_empty() {
+            self.ids.swap(slot, last);
+            self.ids.pop();
+        }
+        if slot != last {
+            self.reindex(slot, last);
+        }
+        self.addrs.pop();
+        let meta = self.meta.pop().expect("a peer in that slot");
+        if self.addrs.len() < INDEX_UNTIL {
+            self.index = None;
         }
         if self.addrs.capacity() > 16 && self.addrs.len() < self.addrs.capacity() / 4 {
             self.addrs.shrink_to(self.addrs.len() * 2);
             self.meta.shrink_to(self.meta.len() * 2);
+            self.ids.shrink_to(self.ids.len() * 2);
         }
         (meta, seeder)
     }
@@ -201,6 +255,11 @@ impl<const N: usize> PeerList<N> {
             .zip(&self.meta)
             .enumerate()
             .map(move |(i, (a, m))| (a, m, i < s))
+    }
+
+    /// The peer id of `slot`, when ids are kept.
+    pub fn id(&self, slot: usize) -> Option<&PeerId> {
+        self.ids.get(slot)
     }
 
     /// Copies `count` peers of the slots in `region`, skipping slot `skip`,
@@ -242,7 +301,9 @@ impl<const N: usize> PeerList<N> {
                 let part = part.start + base..part.end + base;
                 out.extend_from_slice(self.addrs[part.clone()].as_flattened());
                 if let Some(ids) = ids.as_deref_mut() {
-                    ids.extend(self.meta[part].iter().map(|m| m.peer_id));
+                    if let Some(kept) = self.ids.get(part) {
+                        ids.extend_from_slice(kept);
+                    }
                 }
             }
         }
@@ -252,8 +313,9 @@ impl<const N: usize> PeerList<N> {
     pub fn heap_bytes(&self) -> usize {
         self.addrs.capacity() * N
             + self.meta.capacity() * std::mem::size_of::<PeerMeta>()
+            + self.ids.capacity() * 20
             + self.index.as_ref().map_or(0, |ix| {
-                std::mem::size_of::<Index<N>>() + ix.capacity() * (N + 4 + 1) * 8 / 7
+                std::mem::size_of::<HashTable<u32>>() + ix.allocation_size()
             })
     }
 }
@@ -271,15 +333,15 @@ mod tests {
 
     fn meta(t: u32) -> PeerMeta {
         PeerMeta {
-            peer_id: PeerId([t as u8; 20]),
             last_seen: t,
+            client: 0,
         }
     }
 
     fn leechers(n: u8) -> PeerList<6> {
         let mut l = PeerList::default();
         for i in 0..n {
-            l.insert([i; 6], meta(i as u32), false);
+            l.insert([i; 6], meta(i as u32), false, Some(PeerId([i; 20])));
         }
         l
     }
@@ -376,7 +438,7 @@ mod tests {
             match (l.find(&[k; 6]), op) {
                 (None, _) => {
                     let seed = op == 0;
-                    l.insert([k; 6], meta(k as u32), seed);
+                    l.insert([k; 6], meta(k as u32), seed, None);
                     present.push(k);
                     if seed {
                         seeders.push(k);
@@ -408,7 +470,7 @@ mod tests {
     fn index_kept_in_step_through_growth_and_expiry() {
         let mut l = PeerList::<6>::default();
         for i in 0..200u8 {
-            l.insert([i, 0, 0, 0, 0, 1], meta(i as u32), i % 2 == 0);
+            l.insert([i, 0, 0, 0, 0, 1], meta(i as u32), i % 2 == 0, None);
         }
         assert!(l.index.is_some());
         assert_eq!((l.seeders(), l.leechers()), (100, 100));

@@ -18,6 +18,8 @@ struct Peer {
     id: PeerId,
     conn: Conn,
     seeder: bool,
+    /// Its client and version, as the shard's slot for them.
+    client: u16,
     last_seen: u32,
 }
 
@@ -60,19 +62,22 @@ impl WsPeers {
     }
 
     /// Adds or refreshes a peer; `seeder: None` keeps a known peer's state
-    /// (a new one is a leecher). Returns its slot and whether it was known,
-    /// and as a seeder.
+    /// (a new one is a leecher). `client` turns the peer's client slot (none
+    /// when new) into the one it has now. Returns its slot and whether it
+    /// was known, and as a seeder.
     pub fn upsert(
         &mut self,
         id: PeerId,
         conn: Conn,
         seeder: Option<bool>,
         now: u32,
+        client: impl FnOnce(Option<u16>) -> u16,
     ) -> (usize, Option<bool>) {
         match self.find(&id) {
             Some(i) => {
                 let p = &mut self.peers[i];
                 let was = p.seeder;
+                p.client = client(Some(p.client));
                 p.seeder = seeder.unwrap_or(was);
                 p.conn = conn;
                 p.last_seen = now;
@@ -91,6 +96,7 @@ impl WsPeers {
                     id,
                     conn,
                     seeder,
+                    client: client(None),
                     last_seen: now,
                 });
                 self.seeders += seeder as u32;
@@ -100,12 +106,13 @@ impl WsPeers {
     }
 
     /// Removes peer `id` if it is on connection `conn` (a reconnected peer
-    /// is on a newer one and stays). Returns whether it was a seeder.
-    pub fn remove(&mut self, id: &PeerId, conn: Conn) -> Option<bool> {
+    /// is on a newer one and stays). Returns whether it was a seeder, and
+    /// its client slot.
+    pub fn remove(&mut self, id: &PeerId, conn: Conn) -> Option<(bool, u16)> {
         let i = self.find(id).filter(|&i| self.peers[i].conn == conn)?;
         let p = self.peers.swap_remove(i);
         self.seeders -= p.seeder as u32;
-        Some(p.seeder)
+        Some((p.seeder, p.client))
     }
 
     /// Appends up to `n` distinct peers other than the one in `skip`, from a
@@ -126,12 +133,12 @@ impl WsPeers {
     }
 
     /// Drops peers not seen since `cutoff`, telling `gone` about each (its
-    /// id, and whether it was a seeder).
-    pub fn expire(&mut self, cutoff: u32, mut gone: impl FnMut(&PeerId, bool)) {
+    /// id, whether it was a seeder, and its client slot).
+    pub fn expire(&mut self, cutoff: u32, mut gone: impl FnMut(&PeerId, bool, u16)) {
         self.peers.retain(|p| {
             let keep = p.last_seen >= cutoff;
             if !keep {
-                gone(&p.id, p.seeder);
+                gone(&p.id, p.seeder, p.client);
             }
             keep
         });
@@ -150,21 +157,27 @@ mod tests {
     #[test]
     fn upsert_keeps_state_when_not_told() {
         let mut w = WsPeers::default();
-        assert_eq!(w.upsert(PeerId([1; 20]), conn(1), Some(true), 0), (0, None));
-        assert_eq!(w.upsert(PeerId([1; 20]), conn(1), None, 5), (0, Some(true)));
+        assert_eq!(
+            w.upsert(PeerId([1; 20]), conn(1), Some(true), 0, |_| 0),
+            (0, None)
+        );
+        assert_eq!(
+            w.upsert(PeerId([1; 20]), conn(1), None, 5, |_| 0),
+            (0, Some(true))
+        );
         assert_eq!((w.seeders(), w.leechers()), (1, 0));
-        w.upsert(PeerId([1; 20]), conn(1), Some(false), 6);
+        w.upsert(PeerId([1; 20]), conn(1), Some(false), 6, |_| 0);
         assert_eq!((w.seeders(), w.leechers()), (0, 1));
     }
 
     #[test]
     fn remove_only_from_the_same_connection() {
         let mut w = WsPeers::default();
-        w.upsert(PeerId([1; 20]), conn(1), Some(false), 0);
-        w.upsert(PeerId([1; 20]), conn(2), None, 0); // reconnected
+        w.upsert(PeerId([1; 20]), conn(1), Some(false), 0, |_| 0);
+        w.upsert(PeerId([1; 20]), conn(2), None, 0, |_| 0); // reconnected
         assert_eq!(w.remove(&PeerId([1; 20]), conn(1)), None);
         assert_eq!(w.conn(&PeerId([1; 20])), Some(conn(2)));
-        assert_eq!(w.remove(&PeerId([1; 20]), conn(2)), Some(false));
+        assert_eq!(w.remove(&PeerId([1; 20]), conn(2)), Some((false, 0)));
         assert!(w.is_empty());
     }
 
@@ -172,7 +185,7 @@ mod tests {
     fn pick_skips_the_announcer_and_never_repeats() {
         let mut w = WsPeers::default();
         for i in 0..5u8 {
-            w.upsert(PeerId([i; 20]), conn(i as u64), Some(false), 0);
+            w.upsert(PeerId([i; 20]), conn(i as u64), Some(false), 0, |_| 0);
         }
         let mut rng = Rng::new(3);
         for n in 0..7 {
@@ -186,7 +199,7 @@ mod tests {
             assert_eq!(ids.len(), out.len());
         }
         let mut gone = Vec::new();
-        w.expire(1, |id, seeder| gone.push((id.0[0], seeder)));
+        w.expire(1, |id, seeder, _| gone.push((id.0[0], seeder)));
         gone.sort();
         assert_eq!(gone, (0..5).map(|i| (i, false)).collect::<Vec<_>>());
         assert!(w.is_empty());
