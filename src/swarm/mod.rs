@@ -19,7 +19,7 @@ use crate::protocol::{
     canonical_ip, compact_v4, compact_v6, AnnounceRequest, Event, InfoHash, PeerId, Peers,
     ScrapeStats,
 };
-use peers::{PeerList, PeerMeta};
+use peers::{Entry, PeerList};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use table::{Keyed, Table};
@@ -122,20 +122,21 @@ impl<const N: usize> Family<N> {
         match self.peers.find(&key) {
             Some(s) => {
                 let was = self.peers.is_seeder(s);
-                let m = self.peers.meta_mut(s);
-                m.last_seen = a.now;
-                m.client = clients.swap(Some(m.client), a.client);
+                let e = self.peers.entry_mut(s);
+                e.last_seen = a.now;
+                e.client = clients.swap(Some(e.client), a.client);
                 if let Some(id) = a.id {
                     self.peers.set_id(s, id);
                 }
                 (Some(was), self.peers.set_seeder(s, a.seeder))
             }
             None => {
-                let meta = PeerMeta {
-                    last_seen: a.now,
+                let e = Entry {
+                    addr: key,
                     client: clients.swap(None, a.client),
+                    last_seen: a.now,
                 };
-                (None, self.peers.insert(key, meta, a.seeder, a.id))
+                (None, self.peers.insert(e, a.seeder, a.id))
             }
         }
     }
@@ -143,8 +144,8 @@ impl<const N: usize> Family<N> {
     /// Removes a peer; returns whether it was a seeder, and its client slot.
     fn remove(&mut self, key: &[u8; N]) -> Option<(bool, u16)> {
         let slot = self.peers.find(key)?;
-        let (meta, seeder) = self.peers.remove(slot);
-        Some((seeder, meta.client))
+        let (e, seeder) = self.peers.remove(slot);
+        Some((seeder, e.client))
     }
 
     /// Picks up to `want` peers for an announcer that is a seeder or not, who
@@ -236,29 +237,47 @@ static NO_V6: Family<18> = Family::EMPTY;
 #[derive(Debug, Default)]
 struct Swarm {
     v4: Family<6>,
-    /// IPv6 peers, for the swarms that have any.
-    v6: Option<Box<Family<18>>>,
-    /// WebSocket peers, for the few swarms that have any.
-    ws: Option<Box<WsPeers>>,
+    /// IPv6 and WebSocket peers, for the swarms that have any.
+    rest: Option<Box<Rest>>,
+}
+
+/// The peers most swarms have none of.
+#[derive(Debug, Default)]
+struct Rest {
+    v6: Family<18>,
+    ws: WsPeers,
 }
 
 impl Swarm {
     fn v6(&self) -> &Family<18> {
-        self.v6.as_deref().unwrap_or(&NO_V6)
+        self.rest.as_deref().map_or(&NO_V6, |r| &r.v6)
     }
 
-    /// Frees the IPv6 half once it holds no one.
-    fn trim_v6(&mut self) {
-        if self.v6.as_ref().is_some_and(|f| f.is_empty()) {
-            self.v6 = None;
+    /// The WebSocket peers, if any.
+    fn ws(&self) -> Option<&WsPeers> {
+        self.rest
+            .as_deref()
+            .map(|r| &r.ws)
+            .filter(|w| !w.is_empty())
+    }
+
+    fn rest_mut(&mut self) -> &mut Rest {
+        self.rest.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the IPv6 and WebSocket half once it holds no one.
+    fn trim(&mut self) {
+        if self
+            .rest
+            .as_ref()
+            .is_some_and(|r| r.v6.is_empty() && r.ws.is_empty())
+        {
+            self.rest = None;
         }
     }
 
     fn counts(&self) -> (u32, u32) {
-        let (ws_s, ws_l) = self
-            .ws
-            .as_ref()
-            .map_or((0, 0), |w| (w.seeders(), w.leechers()));
+        let (ws_s, ws_l) = self.ws().map_or((0, 0), |w| (w.seeders(), w.leechers()));
         (
             (self.v4.peers.seeders() + self.v6().peers.seeders()) as u32 + ws_s,
             (self.v4.peers.leechers() + self.v6().peers.leechers()) as u32 + ws_l,
@@ -266,20 +285,15 @@ impl Swarm {
     }
 
     fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6().is_empty() && self.ws.as_ref().is_none_or(|w| w.is_empty())
+        self.v4.is_empty() && self.v6().is_empty() && self.ws().is_none()
     }
 
     fn heap_bytes(&self) -> usize {
         std::mem::size_of::<Swarm>()
             + self.v4.heap_bytes()
-            + self
-                .v6
-                .as_ref()
-                .map_or(0, |f| std::mem::size_of::<Family<18>>() + f.heap_bytes())
-            + self
-                .ws
-                .as_ref()
-                .map_or(0, |_| std::mem::size_of::<WsPeers>())
+            + self.rest.as_ref().map_or(0, |r| {
+                std::mem::size_of::<Rest>() + r.v6.heap_bytes() + r.ws.heap_bytes()
+            })
     }
 }
 
@@ -364,11 +378,12 @@ impl Torrent {
         if !matches!(self.body, Body::Many(_)) {
             let mut s = Box::<Swarm>::default();
             if let Body::One(o) = self.body {
-                let meta = PeerMeta {
-                    last_seen: o.last_seen,
+                let e = Entry {
+                    addr: o.addr,
                     client: o.client,
+                    last_seen: o.last_seen,
                 };
-                s.v4.peers.insert(o.addr, meta, o.seeder, None);
+                s.v4.peers.insert(e, o.seeder, None);
             }
             self.body = Body::Many(s);
         }
@@ -385,12 +400,12 @@ impl Torrent {
         };
         if s.is_empty() {
             self.body = Body::Empty;
-        } else if !keep_ids && s.v4.peers.len() == 1 && s.v6.is_none() && s.ws.is_none() {
-            let (addr, meta, seeder) = s.v4.peers.iter().next().expect("one peer");
+        } else if !keep_ids && s.v4.peers.len() == 1 && s.rest.is_none() {
+            let (e, seeder) = s.v4.peers.iter().next().expect("one peer");
             self.body = Body::One(One {
-                addr: *addr,
-                client: meta.client,
-                last_seen: meta.last_seen,
+                addr: e.addr,
+                client: e.client,
+                last_seen: e.last_seen,
                 seeder,
             });
         }
@@ -436,7 +451,7 @@ impl Torrent {
             IpAddr::V4(addr) => {
                 let own = (&mut swarm.v4, v4, ids.then_some(ids4));
                 let other = (
-                    swarm.v6.as_deref().unwrap_or(&NO_V6),
+                    swarm.rest.as_deref().map_or(&NO_V6, |r| &r.v6),
                     v6,
                     ids.then_some(ids6),
                 );
@@ -446,7 +461,7 @@ impl Torrent {
             }
             IpAddr::V6(addr) => {
                 let own = (
-                    &mut **swarm.v6.get_or_insert_with(Box::default),
+                    &mut swarm.rest.get_or_insert_with(Box::default).v6,
                     v6,
                     ids.then_some(ids6),
                 );
@@ -472,8 +487,11 @@ impl Torrent {
                     .map(|(seeder, c)| (Kind::V4, seeder, c))
             }
             (Body::Many(s), IpAddr::V6(a)) => {
-                let gone = s.v6.as_mut().and_then(|f| f.remove(&compact_v6(a, port)));
-                s.trim_v6();
+                let gone = s
+                    .rest
+                    .as_mut()
+                    .and_then(|r| r.v6.remove(&compact_v6(a, port)));
+                s.trim();
                 gone.map(|(seeder, c)| (Kind::V6, seeder, c))
             }
             _ => None,
@@ -494,19 +512,14 @@ impl Torrent {
             }
             Body::Many(swarm) => {
                 let mut removed = swarm.v4.expire(cutoff, Kind::V4, tally);
-                if let Some(f) = swarm.v6.as_mut() {
-                    removed += f.expire(cutoff, Kind::V6, tally);
-                }
-                swarm.trim_v6();
-                if let Some(w) = swarm.ws.as_mut() {
-                    w.expire(cutoff, |_, seeder, client| {
+                if let Some(r) = swarm.rest.as_mut() {
+                    removed += r.v6.expire(cutoff, Kind::V6, tally);
+                    r.ws.expire(cutoff, |_, seeder, client| {
                         tally.leave(Kind::Ws, seeder, client);
                         removed += 1;
                     });
-                    if w.is_empty() {
-                        swarm.ws = None;
-                    }
                 }
+                swarm.trim();
                 removed
             }
         }
@@ -529,13 +542,23 @@ impl Torrent {
                         seeder,
                     })
                 };
-                for (slot, (a, _, seeder)) in s.v4.peers.iter().enumerate() {
-                    list(out, peer_addr(a), s.v4.peers.id(slot).copied(), seeder);
+                for (slot, (e, seeder)) in s.v4.peers.iter().enumerate() {
+                    list(
+                        out,
+                        peer_addr(&e.addr),
+                        s.v4.peers.id(slot).copied(),
+                        seeder,
+                    );
                 }
-                for (slot, (a, _, seeder)) in s.v6().peers.iter().enumerate() {
-                    list(out, peer_addr(a), s.v6().peers.id(slot).copied(), seeder);
+                for (slot, (e, seeder)) in s.v6().peers.iter().enumerate() {
+                    list(
+                        out,
+                        peer_addr(&e.addr),
+                        s.v6().peers.id(slot).copied(),
+                        seeder,
+                    );
                 }
-                if let Some(w) = &s.ws {
+                if let Some(w) = s.ws() {
                     out.extend(w.iter().map(|(id, seeder)| PeerInfo {
                         addr: None,
                         peer_id: Some(*id),
@@ -934,10 +957,7 @@ impl Shard {
             return Ok(self.scrape(&req.info_hash));
         }
         self.admit(&req.info_hash, |t| match &t.body {
-            Body::Many(s) => {
-                s.ws.as_ref()
-                    .is_some_and(|w| w.conn(&req.peer_id).is_some())
-            }
+            Body::Many(s) => s.ws().is_some_and(|w| w.conn(&req.peer_id).is_some()),
             _ => false,
         })?;
         let seeder = match (req.event, req.left) {
@@ -961,7 +981,7 @@ impl Shard {
         }
         let key = ClientKey::of(&req.peer_id);
         let clients = &mut tally.clients;
-        let peers = t.many().ws.get_or_insert_with(Box::default);
+        let peers = &mut t.many().rest_mut().ws;
         let (slot, was) =
             peers.upsert(req.peer_id, conn, seeder, now, |old| clients.swap(old, key));
         peers.pick(slot, offers, rng, targets);
@@ -988,15 +1008,13 @@ impl Shard {
         let Body::Many(swarm) = &mut t.body else {
             return false;
         };
-        let Some(peers) = swarm.ws.as_mut() else {
+        let Some(rest) = swarm.rest.as_mut() else {
             return false;
         };
-        let Some((seeder, client)) = peers.remove(peer, conn) else {
+        let Some((seeder, client)) = rest.ws.remove(peer, conn) else {
             return false;
         };
-        if peers.is_empty() {
-            swarm.ws = None;
-        }
+        swarm.trim();
         self.tally.leave(Kind::Ws, seeder, client);
         t.settle(self.keep_ids);
         if t.is_empty() {
@@ -1041,7 +1059,7 @@ impl Shard {
             return None;
         }
         match &self.torrents.get_by(hash)?.body {
-            Body::Many(s) => s.ws.as_ref()?.conn(to),
+            Body::Many(s) => s.ws()?.conn(to),
             _ => None,
         }
     }
@@ -1315,7 +1333,10 @@ mod tests {
     fn a_torrent_is_small() {
         // What every torrent pays, its first IPv4 peer included.
         assert_eq!(std::mem::size_of::<Torrent>(), 48);
-        assert_eq!(std::mem::size_of::<peers::PeerMeta>(), 8);
+        assert_eq!(std::mem::size_of::<Entry<6>>(), 12);
+        assert_eq!(std::mem::size_of::<Entry<18>>(), 24);
+        // What a torrent of two or more pays besides its peers.
+        assert_eq!(std::mem::size_of::<Swarm>(), 48);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Peer storage in compact wire form: one array of `N`-byte entries (6 for
-//! IPv4, 18 for IPv6) per address family, partitioned: seeders in `[0, s)`,
-//! leechers in `[s, len)`. A reply copies from either region in at most a
-//! few contiguous runs; a peer changes class by one swap across the boundary.
+//! Peer storage: one array of entries per address family (address and
+//! port in wire form, client slot, last announce: 12 bytes for IPv4, 24 for
+//! IPv6), partitioned: seeders in `[0, s)`, leechers in `[s, len)`. A reply
+//! copies from either region in at most a few runs; a peer changes class by
+//! one swap across the boundary.
 
 use super::table::hash_of;
 use crate::protocol::PeerId;
@@ -14,45 +15,49 @@ const INDEX_FROM: usize = 48;
 /// An index is dropped again when a list shrinks below this.
 const INDEX_UNTIL: usize = 24;
 
-/// What is kept of a peer besides its address: 8 bytes.
+/// One peer: its key (address and port in wire form) and what is kept of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerMeta {
-    /// Coarse tracker time (seconds) of its last announce.
-    pub last_seen: u32,
+pub struct Entry<const N: usize> {
+    pub addr: [u8; N],
     /// Its client and version, as the shard's slot for them (see `Tally`).
     pub client: u16,
+    /// Coarse tracker time (seconds) of its last announce.
+    pub last_seen: u32,
 }
 
-/// The peers of one address family of one swarm. The key of a peer is its
-/// wire form: address and announced port. Peer ids are kept only when the
-/// tracker is told to (`ids` then runs beside `addrs`); replies need none
+/// What only some lists need, boxed so that the others pay 8 bytes for it.
+#[derive(Debug, Default)]
+struct Extra {
+    /// Slots by key, as 4-byte slot numbers hashed by the key they point at.
+    index: Option<HashTable<u32>>,
+    /// Peer ids beside the entries, when the tracker keeps them.
+    ids: Vec<PeerId>,
+}
+
+/// The peers of one address family of one swarm: 40 bytes and one array.
+/// Peer ids are kept only when the tracker is told to; replies need none
 /// of them but the rare non-compact HTTP one.
 #[derive(Debug, Default)]
 pub struct PeerList<const N: usize> {
-    addrs: Vec<[u8; N]>,
-    meta: Vec<PeerMeta>,
-    ids: Vec<PeerId>,
-    /// Slots by key, as 4-byte slot numbers hashed by the key they point at.
-    index: Option<Box<HashTable<u32>>>,
+    entries: Vec<Entry<N>>,
+    extra: Option<Box<Extra>>,
     seeders: u32,
 }
 
 impl<const N: usize> PeerList<N> {
     /// An empty list (usable in constants).
     pub const EMPTY: Self = PeerList {
-        addrs: Vec::new(),
-        meta: Vec::new(),
-        ids: Vec::new(),
-        index: None,
+        entries: Vec::new(),
+        extra: None,
         seeders: 0,
     };
 
     pub fn len(&self) -> usize {
-        self.addrs.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.addrs.is_empty()
+        self.entries.is_empty()
     }
 
     pub fn seeders(&self) -> usize {
@@ -60,7 +65,7 @@ impl<const N: usize> PeerList<N> {
     }
 
     pub fn leechers(&self) -> usize {
-        self.addrs.len() - self.seeders as usize
+        self.entries.len() - self.seeders as usize
     }
 
     /// Slots of the seeders.
@@ -70,63 +75,65 @@ impl<const N: usize> PeerList<N> {
 
     /// Slots of the leechers.
     pub fn leecher_slots(&self) -> Range<usize> {
-        self.seeders as usize..self.addrs.len()
+        self.seeders as usize..self.entries.len()
     }
 
     pub fn is_seeder(&self, slot: usize) -> bool {
         slot < self.seeders as usize
     }
 
+    fn index(&self) -> Option<&HashTable<u32>> {
+        self.extra.as_ref()?.index.as_ref()
+    }
+
+    fn ids(&self) -> &[PeerId] {
+        self.extra.as_ref().map_or(&[], |x| &x.ids)
+    }
+
     /// The slot of `key`, if present.
     #[inline]
     pub fn find(&self, key: &[u8; N]) -> Option<usize> {
-        match &self.index {
+        match self.index() {
             Some(ix) => {
-                let addrs = &self.addrs;
-                ix.find(hash_of(key), |&i| addrs[i as usize] == *key)
+                let e = &self.entries;
+                ix.find(hash_of(key), |&i| e[i as usize].addr == *key)
                     .map(|&i| i as usize)
             }
-            None => self.addrs.iter().position(|a| a == key),
+            None => self.entries.iter().position(|e| e.addr == *key),
         }
     }
 
-    pub fn meta_mut(&mut self, slot: usize) -> &mut PeerMeta {
-        &mut self.meta[slot]
+    pub fn entry_mut(&mut self, slot: usize) -> &mut Entry<N> {
+        &mut self.entries[slot]
     }
 
     /// Sets the peer id of `slot`, when peer ids are kept.
     pub fn set_id(&mut self, slot: usize, id: PeerId) {
-        if let Some(i) = self.ids.get_mut(slot) {
+        if let Some(i) = self.extra.as_mut().and_then(|x| x.ids.get_mut(slot)) {
             *i = id;
         }
     }
 
     pub fn addr(&self, slot: usize) -> &[u8; N] {
-        &self.addrs[slot]
+        &self.entries[slot].addr
     }
 
-    /// Points the index entry of the key in `slot`, which says `from`, at `slot`.
-    fn reindex(&mut self, slot: usize, from: usize) {
-        if let Some(ix) = &mut self.index {
-            let e = ix
-                .find_mut(hash_of(&self.addrs[slot]), |&i| i as usize == from)
-                .expect("every peer is indexed");
-            *e = slot as u32;
-        }
-    }
-
+    /// Swaps two slots, their peer ids and their index entries.
     fn swap(&mut self, a: usize, b: usize) {
         if a == b {
             return;
         }
-        self.addrs.swap(a, b);
-        self.meta.swap(a, b);
-        if !self.ids.is_empty() {
-            self.ids.swap(a, b);
+        self.entries.swap(a, b);
+        let Some(x) = self.extra.as_mut() else {
+            return;
+        };
+        if !x.ids.is_empty() {
+            x.ids.swap(a, b);
         }
-        if let Some(ix) = &mut self.index {
+        if let Some(ix) = &mut x.index {
             // The key now in `a` was indexed at `b`, and the other way round.
-            let hashes = [hash_of(&self.addrs[a]), hash_of(&self.addrs[b])];
+            let e = &self.entries;
+            let hashes = [hash_of(&e[a].addr), hash_of(&e[b].addr)];
             let was = [b as u32, a as u32];
             let [ea, eb] = ix.get_disjoint_mut(hashes, |k, &i| i == was[k]);
             *ea.expect("every peer is indexed") = a as u32;
@@ -136,36 +143,38 @@ impl<const N: usize> PeerList<N> {
 
     /// Adds a peer (the caller has checked it is absent), with its peer id
     /// when ids are kept; returns its slot.
-    pub fn insert(
-        &mut self,
-        key: [u8; N],
-        meta: PeerMeta,
-        seeder: bool,
-        id: Option<PeerId>,
-    ) -> usize {
-        let slot = self.addrs.len();
+    pub fn insert(&mut self, entry: Entry<N>, seeder: bool, id: Option<PeerId>) -> usize {
+        let slot = self.entries.len();
         // Small swarms grow one slot at a time rather than jumping to the
-        // allocator's minimum of four.
-        if slot < 4 && slot == self.addrs.capacity() {
-            self.addrs.reserve_exact(1);
-            self.meta.reserve_exact(1);
+        // allocator's minimum of four; bigger ones by half, not double,
+        // which leaves a quarter of the slack.
+        if slot == self.entries.capacity() {
+            self.entries
+                .reserve_exact(if slot < 4 { 1 } else { slot / 2 });
         }
-        self.addrs.push(key);
-        self.meta.push(meta);
-        if let Some(id) = id {
-            self.ids.push(id);
+        self.entries.push(entry);
+        let (e, len) = (&self.entries, slot + 1);
+        if id.is_some() || self.extra.as_ref().is_some_and(|x| !x.ids.is_empty()) {
+            // Kept ids run beside the entries; a peer without one (restored
+            // from a file without them) gets zeros.
+            let ids = &mut self.extra.get_or_insert_with(Box::default).ids;
+            ids.resize(slot, PeerId::default());
+            ids.push(id.unwrap_or_default());
         }
-        let addrs = &self.addrs;
-        match &mut self.index {
+        match self.extra.as_mut().and_then(|x| x.index.as_mut()) {
             Some(ix) => {
-                ix.insert_unique(hash_of(&key), slot as u32, |&i| hash_of(&addrs[i as usize]));
+                ix.insert_unique(hash_of(&entry.addr), slot as u32, |&i| {
+                    hash_of(&e[i as usize].addr)
+                });
             }
-            None if addrs.len() > INDEX_FROM => {
-                let mut ix = HashTable::with_capacity(addrs.len() * 2);
-                for (i, a) in addrs.iter().enumerate() {
-                    ix.insert_unique(hash_of(a), i as u32, |&i| hash_of(&addrs[i as usize]));
+            None if len > INDEX_FROM => {
+                let mut ix = HashTable::with_capacity(len * 2);
+                for (i, en) in e.iter().enumerate() {
+                    ix.insert_unique(hash_of(&en.addr), i as u32, |&i| {
+                        hash_of(&e[i as usize].addr)
+                    });
                 }
-                self.index = Some(Box::new(ix));
+                self.extra.get_or_insert_with(Box::default).index = Some(ix);
             }
             None => {}
         }
@@ -198,74 +207,71 @@ impl<const N: usize> PeerList<N> {
         }
     }
 
-    /// Removes the peer in `slot`; returns what was kept of it and whether it
-    /// was a seeder.
-    pub fn remove(&mut self, slot: usize) -> (PeerMeta, bool) {
+    /// Removes the peer in `slot`; returns it and whether it was a seeder.
+    pub fn remove(&mut self, slot: usize) -> (Entry<N>, bool) {
         let seeder = self.is_seeder(slot);
         let slot = self.set_seeder(slot, false);
-        let last = self.addrs.len() - 1;
-        if let Some(ix) = &mut self.index {
-            ix.find_entry(hash_of(&self.addrs[slot]), |&i| i as usize == slot)
-                .expect("every peer is indexed")
-                .remove();
+        // Now a leecher: the last slot takes its place.
+        let last = self.entries.len() - 1;
+        self.swap(slot, last);
+        let gone = self.entries.pop().expect("a peer in that slot");
+        let len = self.entries.len();
+        if let Some(x) = self.extra.as_mut() {
+            x.ids.truncate(len);
+            if len < INDEX_UNTIL {
+                x.index = None;
+            } else if let Some(ix) = &mut x.index {
+                ix.find_entry(hash_of(&gone.addr), |&i| i as usize == last)
+                    .expect("every peer is indexed")
+                    .remove();
+            }
+            if x.index.is_none() && x.ids.is_empty() {
+                self.extra = None;
+            }
         }
-        self.addrs.swap(slot, last);
-        self.meta.swap(slot, last);
-        if !self.ids.is_empty() {
-            self.ids.swap(slot, last);
-            self.ids.pop();
+        if self.entries.capacity() > 16 && len < self.entries.capacity() / 4 {
+            self.entries.shrink_to(len * 2);
+            if let Some(x) = self.extra.as_mut() {
+                x.ids.shrink_to(len * 2);
+            }
         }
-        if slot != last {
-            self.reindex(slot, last);
-        }
-        self.addrs.pop();
-        let meta = self.meta.pop().expect("a peer in that slot");
-        if self.addrs.len() < INDEX_UNTIL {
-            self.index = None;
-        }
-        if self.addrs.capacity() > 16 && self.addrs.len() < self.addrs.capacity() / 4 {
-            self.addrs.shrink_to(self.addrs.len() * 2);
-            self.meta.shrink_to(self.meta.len() * 2);
-            self.ids.shrink_to(self.ids.len() * 2);
-        }
-        (meta, seeder)
+        (gone, seeder)
     }
 
     /// Removes every peer last seen before `cutoff`, telling `gone` about
-    /// each (what was kept of it, and whether it was a seeder).
-    pub fn expire(&mut self, cutoff: u32, mut gone: impl FnMut(&PeerMeta, bool)) {
+    /// each (the peer, and whether it was a seeder).
+    pub fn expire(&mut self, cutoff: u32, mut gone: impl FnMut(&Entry<N>, bool)) {
         let mut i = 0;
-        while i < self.meta.len() {
-            if self.meta[i].last_seen < cutoff {
+        while i < self.entries.len() {
+            if self.entries[i].last_seen < cutoff {
                 // Removal only moves peers from slots after `i` into `i` or
                 // later, so slot `i` is looked at again and none is skipped.
-                let (meta, seeder) = self.remove(i);
-                gone(&meta, seeder);
+                let (e, seeder) = self.remove(i);
+                gone(&e, seeder);
             } else {
                 i += 1;
             }
         }
     }
 
-    /// Every peer: its address, what is kept of it, and whether it seeds.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8; N], &PeerMeta, bool)> {
+    /// Every peer, and whether it seeds.
+    pub fn iter(&self) -> impl Iterator<Item = (&Entry<N>, bool)> {
         let s = self.seeders as usize;
-        self.addrs
+        self.entries
             .iter()
-            .zip(&self.meta)
             .enumerate()
-            .map(move |(i, (a, m))| (a, m, i < s))
+            .map(move |(i, e)| (e, i < s))
     }
 
     /// The peer id of `slot`, when ids are kept.
     pub fn id(&self, slot: usize) -> Option<&PeerId> {
-        self.ids.get(slot)
+        self.ids().get(slot)
     }
 
     /// Copies `count` peers of the slots in `region`, skipping slot `skip`,
     /// from the circular window of the region that starts at `start`: at
-    /// most two runs (three around a skipped slot), copied whole. `count` must
-    /// not exceed the peers available once `skip` is left out.
+    /// most two runs (three around a skipped slot). `count` must not exceed
+    /// the peers available once `skip` is left out.
     pub fn copy_out(
         &self,
         region: Range<usize>,
@@ -292,6 +298,7 @@ impl<const N: usize> PeerList<N> {
         debug_assert!(window <= len);
         let first = start..(start + window).min(len);
         let second = 0..(start + window).saturating_sub(len);
+        out.reserve(count * N);
         let mut ids = ids;
         for run in [first, second] {
             for part in split_around(run, skip) {
@@ -299,9 +306,11 @@ impl<const N: usize> PeerList<N> {
                     continue;
                 }
                 let part = part.start + base..part.end + base;
-                out.extend_from_slice(self.addrs[part.clone()].as_flattened());
+                for e in &self.entries[part.clone()] {
+                    out.extend_from_slice(&e.addr);
+                }
                 if let Some(ids) = ids.as_deref_mut() {
-                    if let Some(kept) = self.ids.get(part) {
+                    if let Some(kept) = self.ids().get(part) {
                         ids.extend_from_slice(kept);
                     }
                 }
@@ -311,11 +320,11 @@ impl<const N: usize> PeerList<N> {
 
     /// Bytes this list holds on the heap.
     pub fn heap_bytes(&self) -> usize {
-        self.addrs.capacity() * N
-            + self.meta.capacity() * std::mem::size_of::<PeerMeta>()
-            + self.ids.capacity() * 20
-            + self.index.as_ref().map_or(0, |ix| {
-                std::mem::size_of::<HashTable<u32>>() + ix.allocation_size()
+        self.entries.capacity() * std::mem::size_of::<Entry<N>>()
+            + self.extra.as_ref().map_or(0, |x| {
+                std::mem::size_of::<Extra>()
+                    + x.ids.capacity() * 20
+                    + x.index.as_ref().map_or(0, |ix| ix.allocation_size())
             })
     }
 }
@@ -331,17 +340,18 @@ fn split_around(run: Range<usize>, skip: Option<usize>) -> [Range<usize>; 2] {
 mod tests {
     use super::*;
 
-    fn meta(t: u32) -> PeerMeta {
-        PeerMeta {
-            last_seen: t,
+    fn entry(k: [u8; 6], t: u32) -> Entry<6> {
+        Entry {
+            addr: k,
             client: 0,
+            last_seen: t,
         }
     }
 
     fn leechers(n: u8) -> PeerList<6> {
         let mut l = PeerList::default();
         for i in 0..n {
-            l.insert([i; 6], meta(i as u32), false, Some(PeerId([i; 20])));
+            l.insert(entry([i; 6], i as u32), false, Some(PeerId([i; 20])));
         }
         l
     }
@@ -357,6 +367,9 @@ mod tests {
         for s in 0..l.len() {
             assert_eq!(l.find(l.addr(s)), Some(s));
             assert_eq!(l.is_seeder(s), seeders.contains(&l.addr(s)[0]), "slot {s}");
+            if let Some(id) = l.id(s) {
+                assert_eq!(id.0[0], l.addr(s)[0], "the peer id follows its peer");
+            }
         }
         assert_eq!(
             l.seeders(),
@@ -438,7 +451,7 @@ mod tests {
             match (l.find(&[k; 6]), op) {
                 (None, _) => {
                     let seed = op == 0;
-                    l.insert([k; 6], meta(k as u32), seed, None);
+                    l.insert(entry([k; 6], k as u32), seed, Some(PeerId([k; 20])));
                     present.push(k);
                     if seed {
                         seeders.push(k);
@@ -470,9 +483,9 @@ mod tests {
     fn index_kept_in_step_through_growth_and_expiry() {
         let mut l = PeerList::<6>::default();
         for i in 0..200u8 {
-            l.insert([i, 0, 0, 0, 0, 1], meta(i as u32), i % 2 == 0, None);
+            l.insert(entry([i, 0, 0, 0, 0, 1], i as u32), i % 2 == 0, None);
         }
-        assert!(l.index.is_some());
+        assert!(l.index().is_some());
         assert_eq!((l.seeders(), l.leechers()), (100, 100));
         // Seen before 190: all but 190..199 go; 5 seeders and 5 leechers stay.
         let mut gone = (0, 0);
@@ -486,7 +499,7 @@ mod tests {
         });
         assert_eq!(gone, (95, 95));
         assert_eq!((l.seeders(), l.leechers()), (5, 5));
-        assert!(l.index.is_none());
+        assert!(l.extra.is_none(), "no index and no ids: nothing boxed");
         for s in 0..l.len() {
             assert_eq!(l.find(l.addr(s)), Some(s));
             assert_eq!(l.is_seeder(s), l.addr(s)[0] % 2 == 0);

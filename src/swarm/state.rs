@@ -318,11 +318,11 @@ fn write_peer(
 
 impl Shard {
     fn write_list<const N: usize>(&self, l: &PeerList<N>, ids: bool, now: u32, out: &mut Vec<u8>) {
-        for (slot, (addr, meta, seeder)) in l.iter().enumerate() {
+        for (slot, (e, seeder)) in l.iter().enumerate() {
             let id = ids.then(|| l.id(slot).copied().unwrap_or_default());
-            let client = self.tally.clients.key(meta.client);
-            let age = now.saturating_sub(meta.last_seen);
-            write_peer(out, addr, client, seeder, age, id.as_ref());
+            let client = self.tally.clients.key(e.client);
+            let age = now.saturating_sub(e.last_seen);
+            write_peer(out, &e.addr, client, seeder, age, id.as_ref());
         }
     }
 

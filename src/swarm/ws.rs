@@ -35,6 +35,11 @@ impl WsPeers {
         self.peers.len()
     }
 
+    /// Bytes this set holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.peers.capacity() * std::mem::size_of::<Peer>()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()
     }
