@@ -3,9 +3,9 @@
 # with 1% garbage, for DURATION seconds (default 600). Every 30 s it prints
 # the tracker's CPU use and resident memory; at the end, the load's report.
 # Run from the repository root after `cargo build --release`:
-#   scripts/soak.sh udp --rate 180000
+#   scripts/soak.sh udp --rate 150000
 #   scripts/soak.sh http --rate 87000 --connections 1000
-#   scripts/soak.sh ws --connections 5
+#   scripts/soak.sh ws --connections 9
 set -euo pipefail
 PROTOCOL=$1
 shift
