@@ -78,7 +78,9 @@ fn check(kind: Kind, expect: u32, status: u16, body: &[u8]) -> Verdict {
     if status != 200 {
         return Verdict::Invalid;
     }
-    let Ok(v) = bencode::decode(body) else {
+    // Some trackers (aquatic_http) end the body with a line break after the
+    // bencoded dictionary, as clients tolerate.
+    let Ok(v) = bencode::decode(body.trim_ascii_end()) else {
         return Verdict::Invalid;
     };
     if v.get(b"failure reason").is_some() {
@@ -411,6 +413,15 @@ mod tests {
 
         let ok = b"d8:completei1e10:incompletei0e8:intervali600e5:peers6:\x7f\x00\x00\x01\x00\x01e";
         assert!(matches!(check(Kind::Announce, 30, 200, ok), Verdict::Ok));
+        // aquatic_http's replies end with a line break; other trailing bytes are invalid.
+        let mut crlf = ok.to_vec();
+        crlf.extend_from_slice(b"\r\n");
+        assert!(matches!(check(Kind::Announce, 30, 200, &crlf), Verdict::Ok));
+        crlf.push(b'x');
+        assert!(matches!(
+            check(Kind::Announce, 30, 200, &crlf),
+            Verdict::Invalid
+        ));
         assert!(
             matches!(check(Kind::Announce, 0, 200, ok), Verdict::Invalid),
             "more peers than asked"
