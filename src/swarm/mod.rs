@@ -897,6 +897,17 @@ impl Shard {
         Ok(self.arrive(at, SocketAddr::new(ip, req.port), &a, want, out))
     }
 
+    /// The torrent at position `at`, announced to at `now` (counted
+    /// active if it was empty), with the tally and the dice.
+    fn touch(&mut self, at: usize, now: u32) -> (&mut Torrent, &mut Tally, &mut Rng) {
+        let t = self.torrents.get_mut(at);
+        t.last_active = t.last_active.max(now);
+        if t.is_empty() {
+            self.tally.totals.active_torrents += 1;
+        }
+        (t, &mut self.tally, &mut self.rng)
+    }
+
     /// Puts a peer in the torrent at position `at`; the swarm's counts after.
     fn arrive(
         &mut self,
@@ -906,17 +917,7 @@ impl Shard {
         want: &Want,
         out: &mut Peers,
     ) -> ScrapeStats {
-        let Shard {
-            torrents,
-            tally,
-            rng,
-            ..
-        } = self;
-        let t = torrents.get_mut(at);
-        t.last_active = t.last_active.max(a.now);
-        if t.is_empty() {
-            tally.totals.active_torrents += 1;
-        }
+        let (t, tally, rng) = self.touch(at, a.now);
         let (was, kind) = t.join(addr, a, want, rng, out, &mut tally.clients);
         if a.completed && was != Some(true) {
             t.completed = t.completed.saturating_add(1);
@@ -968,17 +969,7 @@ impl Shard {
         let at = self
             .torrents
             .find_or_insert(&req.info_hash, || Torrent::new(req.info_hash));
-        let Shard {
-            torrents,
-            tally,
-            rng,
-            ..
-        } = self;
-        let t = torrents.get_mut(at);
-        t.last_active = now;
-        if t.is_empty() {
-            tally.totals.active_torrents += 1;
-        }
+        let (t, tally, rng) = self.touch(at, now);
         let key = ClientKey::of(&req.peer_id);
         let clients = &mut tally.clients;
         let peers = &mut t.many().rest_mut().ws;
