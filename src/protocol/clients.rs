@@ -24,7 +24,8 @@ const TIXATI: u8 = 6;
 const ARIA2: u8 = 7;
 const OPERA: u8 = 8;
 
-/// Azureus-style client codes and their names.
+/// Azureus-style client codes and their names, sorted by code (byte order)
+/// for a binary search: every announce looks its peer id's code up.
 const AZUREUS_NAMES: &[(&[u8; 2], &str)] = &[
     (b"7T", "aTorrent"),
     (b"AB", "AnyEvent::BitTorrent"),
@@ -73,7 +74,6 @@ const AZUREUS_NAMES: &[(&[u8; 2], &str)] = &[
     (b"LH", "LH-ABC"),
     (b"LP", "Lphant"),
     (b"LT", "libtorrent"),
-    (b"lt", "rTorrent"),
     (b"LW", "LimeWire"),
     (b"MG", "MediaGet"),
     (b"MK", "Meerkat"),
@@ -88,20 +88,18 @@ const AZUREUS_NAMES: &[(&[u8; 2], &str)] = &[
     (b"PB", "Protocol::BitTorrent"),
     (b"PD", "Pando"),
     (b"PI", "PicoTorrent"),
-    (b"qB", "qBittorrent"),
     (b"QD", "QQDownload"),
     (b"QT", "Qt 4 Torrent example"),
     (b"RT", "Retriever"),
     (b"RZ", "RezTorrent"),
-    (b"S~", "Shareaza alpha/beta"),
     (b"SB", "Swiftbit"),
     (b"SD", "Thunder"),
     (b"SM", "SoMud"),
     (b"SP", "BitSpirit"),
     (b"SS", "SwarmScope"),
     (b"ST", "SymTorrent"),
-    (b"st", "sharktorrent"),
     (b"SZ", "Shareaza"),
+    (b"S~", "Shareaza alpha/beta"),
     (b"TB", "Torch"),
     (b"TE", "terasaur Seed Bank"),
     (b"TL", "Tribler"),
@@ -125,6 +123,9 @@ const AZUREUS_NAMES: &[(&[u8; 2], &str)] = &[
     (b"XT", "XanTorrent"),
     (b"XX", "Xtorrent"),
     (b"ZT", "ZipTorrent"),
+    (b"lt", "rTorrent"),
+    (b"qB", "qBittorrent"),
+    (b"st", "sharktorrent"),
 ];
 
 /// Shadow-style first letters and their names.
@@ -158,6 +159,14 @@ fn is_shadow_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'.' || c == b'-'
 }
 
+/// The name of an Azureus-style client code.
+fn azureus_name(code: &[u8; 2]) -> Option<&'static str> {
+    AZUREUS_NAMES
+        .binary_search_by(|(c, _)| c.cmp(&code))
+        .ok()
+        .map(|i| AZUREUS_NAMES[i].1)
+}
+
 impl ClientKey {
     /// The unknown client.
     pub const UNKNOWN: ClientKey = ClientKey(0);
@@ -168,7 +177,7 @@ impl ClientKey {
         // Azureus style: -XXvvvv-
         if p[0] == b'-'
             && p[7] == b'-'
-            && AZUREUS_NAMES.iter().any(|(c, _)| **c == [p[1], p[2]])
+            && azureus_name(&[p[1], p[2]]).is_some()
             && p[3..7].iter().all(u8::is_ascii_alphanumeric)
         {
             return pack(AZUREUS, &p[1..7]);
@@ -226,10 +235,7 @@ impl ClientKey {
         match style {
             AZUREUS => {
                 let code = [b[0], b[1]];
-                let name = AZUREUS_NAMES
-                    .iter()
-                    .find(|(c, _)| **c == code)
-                    .map_or("unknown", |(_, n)| n);
+                let name = azureus_name(&code).unwrap_or("unknown");
                 (name, azureus_version(&code, &b[2..6]))
             }
             SHADOW => {
@@ -364,6 +370,11 @@ mod tests {
                 String::from_utf8_lossy(prefix)
             );
         }
+    }
+
+    #[test]
+    fn azureus_codes_are_sorted_for_the_search() {
+        assert!(AZUREUS_NAMES.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
     #[test]
