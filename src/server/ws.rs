@@ -279,6 +279,16 @@ pub(crate) async fn serve(
                 }
             }
         }
+        // Take whatever else is already queued, so that one write carries
+        // it all: under load, several relays wait for a busy connection.
+        while let Ok(text) = relay_rx.try_recv() {
+            let _ = ws.send(Message::text(text));
+        }
+        while let Ok(b) = bytes_rx.try_recv() {
+            heard = Instant::now();
+            pinged = false;
+            ws.get_mut().input.extend_from_slice(&b);
+        }
     }
     // Writing a last pending close frame is best effort.
     let _ = ws.flush();
