@@ -2,7 +2,7 @@
 //! in flight per connection, every reply parsed and checked.
 
 use crate::report::{Live, Stats, Unpublished, Verdict};
-use crate::workload::{Generator, Kind};
+use crate::workload::{open_loop_wait, Generator, Kind};
 use crate::LoadOpts;
 use bittorrent_tracker::protocol::bencode::{self, Value};
 use bittorrent_tracker::protocol::http::percent_encode;
@@ -290,9 +290,7 @@ pub fn engine(
             }
         }
         let wait = match interval {
-            Some(_) => next_due
-                .saturating_duration_since(now)
-                .min(Duration::from_millis(5)),
+            Some(_) => open_loop_wait(next_due, now),
             None => Duration::from_millis(5),
         };
         poll.poll(&mut events, Some(wait))

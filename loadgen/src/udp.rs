@@ -2,7 +2,7 @@
 //! reply matched to its request by transaction id and checked.
 
 use crate::report::{Live, Stats, Unpublished, Verdict};
-use crate::workload::{Generator, Kind};
+use crate::workload::{open_loop_wait, Generator, Kind};
 use crate::LoadOpts;
 use bittorrent_tracker::mmsg::{RecvBatch, SendBatch};
 use bittorrent_tracker::protocol::udp::{self, Reply};
@@ -370,9 +370,7 @@ pub fn engine(
                     }
                     next_due += every;
                 }
-                next_due
-                    .saturating_duration_since(now)
-                    .min(Duration::from_millis(5))
+                open_loop_wait(next_due, now)
             }
         };
         load.flush();

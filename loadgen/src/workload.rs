@@ -73,6 +73,25 @@ struct Peer {
 }
 
 /// splitmix64: a fixed, well-spread sequence.
+/// How long an open-loop driver may wait in `poll` for replies before the
+/// next request is due. mio rounds a timeout up to whole milliseconds, so a
+/// shorter wait would send the requests due meanwhile up to a millisecond
+/// late, all at once, and count that lateness as the tracker's latency:
+/// under a millisecond the driver polls without waiting (it has a core of
+/// its own), and requests leave when they are due.
+pub fn open_loop_wait(
+    next_due: std::time::Instant,
+    now: std::time::Instant,
+) -> std::time::Duration {
+    use std::time::Duration;
+    let wait = next_due.saturating_duration_since(now);
+    if wait < Duration::from_millis(1) {
+        Duration::ZERO
+    } else {
+        wait.min(Duration::from_millis(5))
+    }
+}
+
 pub fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -226,6 +245,33 @@ impl Generator {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn open_loop_waits_only_whole_milliseconds() {
+        use std::time::{Duration, Instant};
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // Under a millisecond, poll and come straight back: mio would sleep a whole one.
+        assert_eq!(
+            open_loop_wait(now + Duration::from_micros(7), now),
+            Duration::ZERO
+        );
+        assert_eq!(
+            open_loop_wait(now + Duration::from_micros(999), now),
+            Duration::ZERO
+        );
+        assert_eq!(
+            open_loop_wait(now, now + ms(1)),
+            Duration::ZERO,
+            "already late"
+        );
+        assert_eq!(open_loop_wait(now + ms(3), now), ms(3));
+        assert_eq!(
+            open_loop_wait(now + ms(60), now),
+            ms(5),
+            "replies are read meanwhile"
+        );
+    }
 
     #[derive(Parser)]
     struct T {
