@@ -118,6 +118,9 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Pin each worker to its own allowed CPU.
     pub pin_workers: bool,
+    /// With several workers, have the kernel deliver each UDP announce and
+    /// scrape to the socket of the worker that owns its info hash.
+    pub steer_udp: bool,
     /// Announce interval, seconds.
     pub interval: u32,
     /// `min interval` sent to HTTP clients, seconds (0: not sent).
@@ -173,6 +176,7 @@ impl Default for ServerConfig {
             require_v6: false,
             workers: default_workers(),
             pin_workers: true,
+            steer_udp: true,
             interval: 600,
             min_interval: 300,
             peer_ttl: 1200,
@@ -282,6 +286,9 @@ pub struct Cli {
     /// Do not pin workers to CPUs
     #[arg(long)]
     pub no_pin: bool,
+    /// Do not steer UDP datagrams to their info hash's worker in the kernel (workers forward instead)
+    #[arg(long)]
+    pub no_steer: bool,
     /// IPv4 address to listen on, or `off` [default: 0.0.0.0]
     #[arg(long, value_name = "ADDR|off")]
     pub listen_v4: Option<String>,
@@ -345,6 +352,7 @@ struct FileConfig {
     listen_v6: Option<String>,
     workers: Option<usize>,
     pin_workers: Option<bool>,
+    steer_udp: Option<bool>,
     interval: Option<u32>,
     min_interval: Option<u32>,
     peer_ttl: Option<u32>,
@@ -481,6 +489,7 @@ impl FileConfig {
             Some(n) => c.workers = n,
         }
         set(&mut c.pin_workers, self.pin_workers);
+        set(&mut c.steer_udp, self.steer_udp);
         if let Some(v) = self.interval {
             c.set_interval(v);
         }
@@ -585,6 +594,10 @@ impl ServerConfig {
                 default_workers()
             ),
             format!("workers = {workers}\npin_workers = {}", self.pin_workers),
+        );
+        key(
+            "With several workers, the kernel hands each UDP announce and scrape to\nthe socket of the worker that owns its info hash (false: workers forward).",
+            format!("steer_udp = {}", self.steer_udp),
         );
         key(
             "Announce interval, in seconds (the --interval flag takes milliseconds,\nlike the reference tracker's).",
@@ -742,6 +755,7 @@ impl Cli {
             listen_v6: self.listen_v6,
             workers: self.workers,
             pin_workers: flag(self.no_pin, false),
+            steer_udp: flag(self.no_steer, false),
             interval: self
                 .interval
                 .map(|ms| ms.div_ceil(1000).clamp(1, u32::MAX as u64) as u32),

@@ -11,7 +11,20 @@ const NONE: u32 = 0;
 
 #[test]
 fn announce_and_scrape_on_both_shards() {
-    let t = Tracker::start(&["--interval", "1800000"]);
+    both_shards(&[]);
+}
+
+/// The same where the kernel does not steer: datagrams land on either
+/// worker, and the one that does not own the hash forwards it.
+#[test]
+fn announce_and_scrape_on_both_shards_forwarded() {
+    both_shards(&["--no-steer"]);
+}
+
+fn both_shards(extra: &[&str]) {
+    let mut args = vec!["--interval", "1800000"];
+    args.extend_from_slice(extra);
+    let t = Tracker::start(&args);
     for owner in 0..2u8 {
         let h = hash(owner, 1);
         // Several client sockets, so the kernel spreads them over both workers.
@@ -67,6 +80,53 @@ fn announce_and_scrape_on_both_shards() {
         s.scrape(&[hash(1, 1), hash(0, 9), hash(0, 1)]),
         vec![(1, 1, 1), (0, 0, 0), (1, 1, 1)]
     );
+}
+
+#[test]
+fn announces_and_scrapes_land_on_their_owner_and_are_never_forwarded() {
+    assert_eq!(
+        forwarded_of_32_announces(&[]),
+        0,
+        "the kernel steers each datagram to the worker that owns its hash"
+    );
+    // Spread by address and port alone, about half of them cross.
+    assert!(forwarded_of_32_announces(&["--no-steer"]) > 0);
+}
+
+/// Announces (and scrapes) 32 hashes of both workers, over both address
+/// families, each from a new client socket; how many were forwarded.
+fn forwarded_of_32_announces(extra: &[&str]) -> u64 {
+    let t = Tracker::start(extra);
+    let metric = |name: &str| -> u64 {
+        let m = String::from_utf8(get(t.v4(), "/metrics").body).unwrap();
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{m}"))
+            .parse()
+            .unwrap()
+    };
+    let mut announces = 0;
+    for (family, target) in [(0u8, t.v4()), (100, t.v6())] {
+        for owner in 0..2u8 {
+            for n in 0..8u8 {
+                let mut c = Udp::connect(target);
+                let h = hash(owner, family + n);
+                let r = c.announce(h, peer_id(n), 10, STARTED, -1, 2000 + n as u16);
+                assert_eq!((r.leechers, r.seeders), (1, 0));
+                assert_eq!(
+                    c.scrape(&[h]),
+                    vec![(0, 0, 1)],
+                    "seeders, completed, leechers"
+                );
+                announces += 1;
+            }
+        }
+    }
+    assert_eq!(
+        metric("tracker_requests_total{protocol=\"udp\",action=\"announce\"}"),
+        announces
+    );
+    metric("tracker_forwarded_total")
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod mesh;
 mod privileges;
 mod state;
 pub mod stats;
+mod steer;
 mod tls;
 mod udp;
 mod worker;
@@ -437,6 +438,19 @@ impl Server {
         let bound = probe(&cfg)?;
         let workers = cfg.workers.max(1);
         let sockets = bind_workers(&bound, workers)?;
+        if workers > 1 && cfg.steer_udp {
+            // UDP announces then land on their owner's socket; without the
+            // program they are forwarded, which still works.
+            for sock in [&sockets[0].udp4, &sockets[0].udp6].into_iter().flatten() {
+                if let Err(e) = steer::attach(sock, workers) {
+                    log(
+                        &cfg,
+                        LogLevel::Warnings,
+                        format_args!("udp: no steering by info hash, workers will forward ({e})"),
+                    );
+                }
+            }
+        }
         privileges::drop_to(cfg.user.as_deref(), cfg.group.as_deref())
             .map_err(StartError::Config)?;
         let cfg = Arc::new(cfg);
