@@ -72,7 +72,6 @@ struct Peer {
     active: bool,
 }
 
-/// splitmix64: a fixed, well-spread sequence.
 /// How long an open-loop driver may wait in `poll` for replies before the
 /// next request is due. mio rounds a timeout up to whole milliseconds, so a
 /// shorter wait would send the requests due meanwhile up to a millisecond
@@ -92,6 +91,7 @@ pub fn open_loop_wait(
     }
 }
 
+/// splitmix64: a fixed, well-spread sequence.
 pub fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -21,12 +21,6 @@ use access::{Access, FilterHook, FilterRequest, Lists};
 use events::{EventSink, ServerEvent};
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
-
-/// Memory each executor registers with io_uring for storage I/O. The
-/// tracker does no storage I/O through glommio, so it takes glommio's
-/// minimum instead of its default of 10 MiB a worker, which would be
-/// resident (pinned) for nothing.
-const IO_MEMORY: usize = 64 << 10;
 use socket2::{Domain, Protocol, Socket, Type};
 use stats::{Stats, WorkerStats};
 use std::fmt;
@@ -38,6 +32,12 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use worker::Sockets;
+
+/// Memory each executor registers with io_uring for storage I/O. The
+/// tracker does no storage I/O through glommio, so it takes glommio's
+/// minimum instead of its default of 10 MiB a worker, which would be
+/// resident (pinned) for nothing.
+const IO_MEMORY: usize = 64 << 10;
 
 /// The pure parts of the request paths, shard in, reply bytes out: what the
 /// workers run for requests they own, exposed for benchmarks.

@@ -261,15 +261,10 @@ pub(crate) async fn serve(
             .await
         })
         .await;
+        let (mut bytes, mut relay) = (None, None);
         match wake {
-            Wake::Bytes(Some(b)) => {
-                heard = Instant::now();
-                pinged = false;
-                ws.get_mut().input.extend_from_slice(&b);
-            }
-            Wake::Relay(Some(text)) => {
-                let _ = ws.send(Message::text(text));
-            }
+            Wake::Bytes(Some(b)) => bytes = Some(b),
+            Wake::Relay(Some(text)) => relay = Some(text),
             // The client closed, or its queue was dropped for reading too slowly.
             Wake::Bytes(None) | Wake::Relay(None) => break,
             Wake::Tick => {
@@ -279,12 +274,19 @@ pub(crate) async fn serve(
                 }
             }
         }
-        // Take whatever else is already queued, so that one write carries
-        // it all: under load, several relays wait for a busy connection.
-        while let Ok(text) = relay_rx.try_recv() {
+        // With what woke it, take whatever else is already queued, so that
+        // one write carries it all: under load, several relays wait for a
+        // busy connection.
+        for text in relay
+            .into_iter()
+            .chain(std::iter::from_fn(|| relay_rx.try_recv().ok()))
+        {
             let _ = ws.send(Message::text(text));
         }
-        while let Ok(b) = bytes_rx.try_recv() {
+        for b in bytes
+            .into_iter()
+            .chain(std::iter::from_fn(|| bytes_rx.try_recv().ok()))
+        {
             heard = Instant::now();
             pinged = false;
             ws.get_mut().input.extend_from_slice(&b);
