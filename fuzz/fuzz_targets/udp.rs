@@ -5,12 +5,17 @@ use bittorrent_tracker::protocol::udp;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let ahead = udp::first_info_hash(data);
     match udp::parse_request(data) {
-        Ok(udp::Request::Announce { options, .. }) => {
+        Ok(udp::Request::Announce {
+            options, announce, ..
+        }) => {
             let _ = udp::url_data(options);
+            assert_eq!(ahead, Some(announce.info_hash));
         }
         Ok(udp::Request::Scrape { info_hashes, .. }) => {
             assert!(info_hashes.len() <= udp::MAX_SCRAPE_HASHES);
+            assert_eq!(ahead.map(|h| h.0), info_hashes.first().copied());
         }
         _ => {}
     }

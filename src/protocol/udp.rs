@@ -89,6 +89,17 @@ fn arr20(b: &[u8], at: usize) -> [u8; 20] {
     b[at..at + 20].try_into().unwrap()
 }
 
+/// The info hash an announce or a scrape (its first) names, read at offset
+/// 16 without parsing the rest: the same bytes the kernel steers by, for
+/// looking ahead over a batch.
+#[inline]
+pub fn first_info_hash(b: &[u8]) -> Option<InfoHash> {
+    match (b.len() >= 36).then(|| u32_at(b, 8))? {
+        ACTION_ANNOUNCE | ACTION_SCRAPE => Some(InfoHash(arr20(b, 16))),
+        _ => None,
+    }
+}
+
 /// Parses one datagram sent to the tracker.
 pub fn parse_request(b: &[u8]) -> Result<Request<'_>, ParseError> {
     if b.len() < 16 {
@@ -632,8 +643,18 @@ mod tests {
     proptest! {
         #[test]
         fn arbitrary_requests_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-            if let Ok(Request::Announce { options, .. }) = parse_request(&data) {
-                let _ = url_data(options);
+            // The look-ahead names the hash that parsing finds.
+            let ahead = first_info_hash(&data);
+            match parse_request(&data) {
+                Ok(Request::Announce { options, announce, .. }) => {
+                    let _ = url_data(options);
+                    prop_assert_eq!(ahead, Some(announce.info_hash));
+                }
+                Ok(Request::Scrape { info_hashes, .. }) => {
+                    prop_assert_eq!(ahead, info_hashes.first().map(|h| InfoHash(*h)));
+                }
+                Ok(Request::Connect { .. }) => prop_assert_eq!(ahead, None),
+                Err(_) => {}
             }
             let _ = parse_reply(&data);
         }

@@ -47,6 +47,7 @@ pub(crate) async fn serve(w: Rc<Worker>, v6: bool) {
     let mut outbox = SendBatch::default();
     let mut out = Vec::with_capacity(MAX_REPLY);
     let mut peek = [0u8; 1];
+    let mut ahead = Vec::with_capacity(BATCH);
     loop {
         let n = inbox.recv(fd, libc::MSG_DONTWAIT);
         if n == 0 {
@@ -61,6 +62,19 @@ pub(crate) async fn serve(w: Rc<Worker>, v6: bool) {
                 glommio::timer::sleep(COALESCE).await;
             }
             continue;
+        }
+        if n > 1 {
+            // Fetch the batch's swarms into cache together (see
+            // `Shard::prefetch`), rather than a miss at a time.
+            ahead.clear();
+            ahead.extend(
+                (0..n)
+                    .filter_map(|i| udp::first_info_hash(inbox.packet(i)))
+                    .filter(|h| w.owner(h) == w.id),
+            );
+            if let Ok(shard) = w.shard.try_borrow() {
+                shard.prefetch(&ahead, v6);
+            }
         }
         for i in 0..n {
             let Some(src) = inbox.source_addr(i) else {
