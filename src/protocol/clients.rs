@@ -159,6 +159,28 @@ fn is_shadow_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'.' || c == b'-'
 }
 
+/// Which codes [`AZUREUS_NAMES`] holds, one bit per pair of ASCII bytes
+/// (`a * 128 + b`): every announce asks, so the answer is one load rather
+/// than a binary search of mispredicted branches.
+static AZUREUS_KNOWN: [u64; 256] = {
+    let mut bits = [0u64; 256];
+    let mut i = 0;
+    while i < AZUREUS_NAMES.len() {
+        let [a, b] = *AZUREUS_NAMES[i].0;
+        let k = (a as usize & 127) * 128 + (b as usize & 127);
+        bits[k / 64] |= 1 << (k % 64);
+        i += 1;
+    }
+    bits
+};
+
+/// Whether `code` is an Azureus-style client code this tracker names.
+#[inline]
+fn azureus_known(code: [u8; 2]) -> bool {
+    let k = code[0] as usize * 128 + code[1] as usize;
+    code.is_ascii() && AZUREUS_KNOWN[k / 64] >> (k % 64) & 1 == 1
+}
+
 /// The name of an Azureus-style client code.
 fn azureus_name(code: &[u8; 2]) -> Option<&'static str> {
     AZUREUS_NAMES
@@ -177,7 +199,7 @@ impl ClientKey {
         // Azureus style: -XXvvvv-
         if p[0] == b'-'
             && p[7] == b'-'
-            && azureus_name(&[p[1], p[2]]).is_some()
+            && azureus_known([p[1], p[2]])
             && p[3..7].iter().all(u8::is_ascii_alphanumeric)
         {
             return pack(AZUREUS, &p[1..7]);
@@ -336,6 +358,17 @@ mod tests {
 
     fn named(prefix: &[u8]) -> (&'static str, String) {
         ClientKey::of(&id(prefix)).describe()
+    }
+
+    #[test]
+    fn the_known_codes_are_the_named_ones() {
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let c = [a, b];
+                assert_eq!(azureus_known(c), azureus_name(&c).is_some(), "{c:?}");
+            }
+        }
+        assert!(azureus_known(*b"qB") && !azureus_known(*b"qQ"));
     }
 
     #[test]
