@@ -100,6 +100,13 @@ pub fn first_info_hash(b: &[u8]) -> Option<InfoHash> {
     }
 }
 
+/// The port an announce gives, read without parsing the rest.
+#[inline]
+pub fn announce_port(b: &[u8]) -> Option<u16> {
+    (b.len() >= ANNOUNCE_LEN && u32_at(b, 8) == ACTION_ANNOUNCE)
+        .then(|| u16::from_be_bytes([b[96], b[97]]))
+}
+
 /// Parses one datagram sent to the tracker.
 pub fn parse_request(b: &[u8]) -> Result<Request<'_>, ParseError> {
     if b.len() < 16 {
@@ -649,11 +656,15 @@ mod tests {
                 Ok(Request::Announce { options, announce, .. }) => {
                     let _ = url_data(options);
                     prop_assert_eq!(ahead, Some(announce.info_hash));
+                    prop_assert_eq!(announce_port(&data), Some(announce.port));
                 }
                 Ok(Request::Scrape { info_hashes, .. }) => {
                     prop_assert_eq!(ahead, info_hashes.first().map(|h| InfoHash(*h)));
                 }
-                Ok(Request::Connect { .. }) => prop_assert_eq!(ahead, None),
+                Ok(Request::Connect { .. }) => {
+                    prop_assert_eq!(ahead, None);
+                    prop_assert_eq!(announce_port(&data), None);
+                }
                 Err(_) => {}
             }
             let _ = parse_reply(&data);

@@ -12,9 +12,9 @@ use crate::config::ServerConfig;
 use crate::mmsg::{RecvBatch, SendBatch};
 use crate::protocol::http::split_target;
 use crate::protocol::udp::{self, Request, ANNOUNCE_REPLY_HEADER, MAX_REPLY};
-use crate::protocol::{AnnounceRequest, InfoHash, Peers};
-use crate::swarm::Shard;
+use crate::protocol::{compact_v4, AnnounceRequest, InfoHash, Peers};
 use crate::swarm::{numwant, Want};
+use crate::swarm::{Ahead, Shard};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -68,9 +68,7 @@ pub(crate) async fn serve(w: Rc<Worker>, v6: bool) {
             // `Shard::prefetch`), rather than a miss at a time.
             ahead.clear();
             ahead.extend(
-                (0..n)
-                    .filter_map(|i| udp::first_info_hash(inbox.packet(i)))
-                    .filter(|h| w.owner(h) == w.id),
+                (0..n).filter_map(|i| look_ahead(&w, inbox.packet(i), inbox.source_addr(i))),
             );
             if let Ok(shard) = w.shard.try_borrow() {
                 shard.prefetch(&ahead, v6);
@@ -92,6 +90,18 @@ pub(crate) async fn serve(w: Rc<Worker>, v6: bool) {
         outbox.flush(fd, |_| {});
         glommio::yield_if_needed().await;
     }
+}
+
+/// What `Shard::prefetch` is to fetch for a datagram from `src`: the info
+/// hash of an announce or scrape this worker owns, and an IPv4 announcer's
+/// key in its swarm.
+fn look_ahead(w: &Worker, packet: &[u8], src: Option<SocketAddr>) -> Option<Ahead> {
+    let info_hash = udp::first_info_hash(packet).filter(|h| w.owner(h) == w.id)?;
+    let peer = match (src, udp::announce_port(packet)) {
+        (Some(SocketAddr::V4(a)), Some(port)) => Some(compact_v4(*a.ip(), port)),
+        _ => None,
+    };
+    Some(Ahead { info_hash, peer })
 }
 
 /// Handles one datagram; returns true when `out` holds a reply for `src`.

@@ -9,6 +9,7 @@
 //! operator asks for it (`peer_ids`), since only non-compact HTTP replies
 //! carry it.
 
+pub mod index;
 pub mod peers;
 pub mod state;
 pub mod table;
@@ -784,6 +785,14 @@ enum Kind {
     Ws,
 }
 
+/// What [`Shard::prefetch`] looks ahead at: a request's (first) info hash
+/// and, for an announce from IPv4, the peer's address and port in wire form.
+#[derive(Clone, Copy, Debug)]
+pub struct Ahead {
+    pub info_hash: InfoHash,
+    pub peer: Option<[u8; 6]>,
+}
+
 /// The swarms owned by one worker.
 pub struct Shard {
     torrents: Table<Torrent>,
@@ -897,26 +906,27 @@ impl Shard {
         Ok(self.arrive(at, SocketAddr::new(ip, req.port), &a, want, out))
     }
 
-    /// Starts loading what announces to `keys` will read: the index slot,
-    /// the torrent, its swarm, and the first peers of the list that a
-    /// reply to `v6` or IPv4 copies from. Each is a cache miss at a million
-    /// torrents, and each needs the one before, so one announce pays them
-    /// one after another; in passes over a batch they overlap, a pass each.
-    /// A hint: nothing changes, and a wrong guess costs a wasted load.
-    pub fn prefetch(&self, keys: &[InfoHash], v6: bool) {
+    /// Starts loading what the announces and scrapes of a batch will read:
+    /// the index slot, the torrent, its swarm, and in the list that a reply
+    /// to `v6` or IPv4 copies from, where the announcing IPv4 peer is (or
+    /// would be) found. Each is a cache miss at a million torrents, and each
+    /// needs the one before, so one announce pays them one after another; in
+    /// passes over a batch they overlap, a pass each. A hint: nothing
+    /// changes, and a wrong guess costs a wasted load.
+    pub fn prefetch(&self, batch: &[Ahead], v6: bool) {
         const MAX: usize = 64;
-        let n = keys.len().min(MAX);
+        let batch = &batch[..batch.len().min(MAX)];
         let mut hashes = [0u64; MAX];
-        for (k, h) in keys.iter().zip(&mut hashes) {
-            *h = hash_of(&k.0);
+        for (a, h) in batch.iter().zip(&mut hashes) {
+            *h = hash_of(&a.info_hash.0);
             self.torrents.prefetch_slot(*h);
         }
         let mut torrents = [None; MAX];
-        for (h, t) in hashes[..n].iter().zip(&mut torrents) {
+        for (h, t) in hashes.iter().zip(&mut torrents[..batch.len()]) {
             *t = self.torrents.prefetch_entry(*h);
         }
         let mut swarms = [None; MAX];
-        for (t, s) in torrents[..n].iter().zip(&mut swarms) {
+        for (t, s) in torrents.iter().zip(&mut swarms[..batch.len()]) {
             if let Some(Torrent {
                 body: Body::Many(swarm),
                 ..
@@ -926,11 +936,19 @@ impl Shard {
                 *s = Some(&**swarm);
             }
         }
-        for s in swarms[..n].iter().flatten() {
-            match (v6, &s.rest) {
-                (false, _) => s.v4.peers.prefetch(),
-                (true, Some(rest)) => prefetch::<Rest>(&**rest),
-                (true, None) => {}
+        if v6 {
+            for s in swarms.iter().flatten() {
+                if let Some(rest) = &s.rest {
+                    prefetch::<Rest>(&**rest);
+                }
+            }
+            return;
+        }
+        for step in 0..3 {
+            for (s, a) in swarms.iter().zip(batch) {
+                if let (Some(s), Some(peer)) = (s, &a.peer) {
+                    s.v4.peers.prefetch(step, peer);
+                }
             }
         }
     }
@@ -1210,6 +1228,60 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn looking_ahead_changes_nothing() {
+        // Torrents of one, a few and many (indexed) IPv4 peers, one with an
+        // IPv6 peer, and hashes of no torrent; the same shard twice, one
+        // looked ahead in every way, then the same announces to both.
+        let filled = || {
+            let mut sh = Shard::new(1200, 7);
+            for (hash, peers) in [(1u8, 1u16), (2, 5), (3, 100)] {
+                for port in 0..peers {
+                    announce(
+                        &mut sh,
+                        &req(hash, 1000 + port, Some(port as u64 % 2), Event::Started),
+                        v4(1),
+                        0,
+                    );
+                }
+            }
+            announce(
+                &mut sh,
+                &req(4, 1000, Some(1), Event::Started),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+                0,
+            );
+            sh
+        };
+        let (mut plain, mut ahead) = (filled(), filled());
+        let batch: Vec<Ahead> = (0..=6u8)
+            .flat_map(|h| {
+                [
+                    None,
+                    Some(compact_v4(Ipv4Addr::new(10, 0, 0, 1), 1050)),
+                    Some([9; 6]),
+                ]
+                .map(|peer| Ahead {
+                    info_hash: InfoHash([h; 20]),
+                    peer,
+                })
+            })
+            .collect();
+        ahead.prefetch(&batch, false);
+        ahead.prefetch(&batch, true);
+        ahead.prefetch(&[], false);
+        for hash in 0..=6u8 {
+            for port in [1000, 1050, 2000] {
+                let r = req(hash, port, Some(1), Event::None);
+                assert_eq!(
+                    announce(&mut plain, &r, v4(1), 1),
+                    announce(&mut ahead, &r, v4(1), 1)
+                );
+            }
+        }
+        assert_eq!(plain.totals(), ahead.totals());
     }
 
     #[test]

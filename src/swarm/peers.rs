@@ -4,9 +4,9 @@
 //! copies from either region in at most a few runs; a peer changes class by
 //! one swap across the boundary.
 
+use super::index::Index;
 use super::table::{hash_of, prefetch};
 use crate::protocol::PeerId;
-use hashbrown::HashTable;
 use std::ops::Range;
 
 /// Lists longer than this get a hash index from key to slot; shorter ones
@@ -28,8 +28,8 @@ pub struct Entry<const N: usize> {
 /// What only some lists need, boxed so that the others pay 8 bytes for it.
 #[derive(Debug, Default)]
 struct Extra {
-    /// Slots by key, as 4-byte slot numbers hashed by the key they point at.
-    index: Option<HashTable<u32>>,
+    /// Slots by key.
+    index: Option<Index>,
     /// Peer ids beside the entries, when the tracker keeps them.
     ids: Vec<PeerId>,
 }
@@ -82,7 +82,7 @@ impl<const N: usize> PeerList<N> {
         slot < self.seeders as usize
     }
 
-    fn index(&self) -> Option<&HashTable<u32>> {
+    fn index(&self) -> Option<&Index> {
         self.extra.as_ref()?.index.as_ref()
     }
 
@@ -90,14 +90,30 @@ impl<const N: usize> PeerList<N> {
         self.extra.as_ref().map_or(&[], |x| &x.ids)
     }
 
-    /// Starts loading the first two cache lines of entries, where a lookup
-    /// scans from (ten IPv4 peers, five IPv6).
+    /// Step `step` (0, 1, 2) of loading what a lookup of `key` reads, each
+    /// best once the one before has landed (see `Shard::prefetch`): the
+    /// boxed extras, or for a list without an index the first two cache
+    /// lines of entries, where a scan starts (ten IPv4 peers, five IPv6);
+    /// then the key's index slot; then the entry that slot names.
     #[inline]
-    pub fn prefetch(&self) {
-        if !self.entries.is_empty() {
-            let p = self.entries.as_ptr().cast::<u8>();
-            prefetch(p);
-            prefetch(p.wrapping_add(64));
+    pub fn prefetch(&self, step: u8, key: &[u8; N]) {
+        match (step, &self.extra, self.index()) {
+            (0, Some(x), _) => prefetch::<Extra>(&**x),
+            (0, None, _) if !self.entries.is_empty() => {
+                let p = self.entries.as_ptr().cast::<u8>();
+                prefetch(p);
+                prefetch(p.wrapping_add(64));
+            }
+            (1, _, Some(ix)) => ix.prefetch(hash_of(key)),
+            (2, _, Some(ix)) => {
+                if let Some(e) = ix
+                    .likely(hash_of(key))
+                    .and_then(|p| self.entries.get(p as usize))
+                {
+                    prefetch(e);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -107,8 +123,8 @@ impl<const N: usize> PeerList<N> {
         match self.index() {
             Some(ix) => {
                 let e = &self.entries;
-                ix.find(hash_of(key), |&i| e[i as usize].addr == *key)
-                    .map(|&i| i as usize)
+                ix.find(hash_of(key), |i| e[i as usize].addr == *key)
+                    .map(|i| i as usize)
             }
             None => self.entries.iter().position(|e| e.addr == *key),
         }
@@ -144,11 +160,7 @@ impl<const N: usize> PeerList<N> {
         if let Some(ix) = &mut x.index {
             // The key now in `a` was indexed at `b`, and the other way round.
             let e = &self.entries;
-            let hashes = [hash_of(&e[a].addr), hash_of(&e[b].addr)];
-            let was = [b as u32, a as u32];
-            let [ea, eb] = ix.get_disjoint_mut(hashes, |k, &i| i == was[k]);
-            *ea.expect("every peer is indexed") = a as u32;
-            *eb.expect("every peer is indexed") = b as u32;
+            ix.swap(hash_of(&e[b].addr), a as u32, hash_of(&e[a].addr), b as u32);
         }
     }
 
@@ -174,14 +186,14 @@ impl<const N: usize> PeerList<N> {
         }
         match self.extra.as_mut().and_then(|x| x.index.as_mut()) {
             Some(ix) => {
-                ix.insert_unique(hash_of(&entry.addr), slot as u32, |&i| {
+                ix.insert(hash_of(&entry.addr), slot as u32, |i| {
                     hash_of(&e[i as usize].addr)
                 });
             }
             None if len > INDEX_FROM => {
-                let mut ix = HashTable::with_capacity(len * 2);
+                let mut ix = Index::with_capacity(len);
                 for (i, en) in e.iter().enumerate() {
-                    ix.insert_unique(hash_of(&en.addr), i as u32, |&i| {
+                    ix.insert(hash_of(&en.addr), i as u32, |i| {
                         hash_of(&e[i as usize].addr)
                     });
                 }
@@ -232,9 +244,7 @@ impl<const N: usize> PeerList<N> {
             if len < INDEX_UNTIL {
                 x.index = None;
             } else if let Some(ix) = &mut x.index {
-                ix.find_entry(hash_of(&gone.addr), |&i| i as usize == last)
-                    .expect("every peer is indexed")
-                    .remove();
+                ix.remove(hash_of(&gone.addr), last as u32);
             }
             if x.index.is_none() && x.ids.is_empty() {
                 self.extra = None;
@@ -335,7 +345,7 @@ impl<const N: usize> PeerList<N> {
             + self.extra.as_ref().map_or(0, |x| {
                 std::mem::size_of::<Extra>()
                     + x.ids.capacity() * 20
-                    + x.index.as_ref().map_or(0, |ix| ix.allocation_size())
+                    + x.index.as_ref().map_or(0, Index::heap_bytes)
             })
     }
 }
@@ -450,15 +460,26 @@ mod tests {
 
     #[test]
     fn classes_stay_partitioned_through_moves_and_removals() {
-        // A fixed pseudo-random sequence of inserts, class changes and removals.
+        // A fixed pseudo-random sequence of inserts, class changes and
+        // removals, over few keys (the list crosses the index bounds) and
+        // many (its index grows, rebuilds and keeps tombstones).
+        for keys in [120, 256] {
+            partitioned_through(keys);
+        }
+    }
+
+    fn partitioned_through(keys: u32) {
         let mut l = PeerList::<6>::default();
         let mut seeders: Vec<u8> = Vec::new();
         let mut present: Vec<u8> = Vec::new();
         let mut x = 7u32;
-        for _ in 0..5000 {
+        for _ in 0..20_000 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            let k = ((x >> 16) % 120) as u8;
+            let k = ((x >> 16) % keys) as u8;
             let op = (x >> 8) % 3;
+            for step in 0..3 {
+                l.prefetch(step, &[k; 6]);
+            }
             match (l.find(&[k; 6]), op) {
                 (None, _) => {
                     let seed = op == 0;
