@@ -1,10 +1,12 @@
 //! The `swarm/` memory benchmark: heap bytes per one-peer torrent and per
 //! IPv4 peer, counted by a wrapping allocator (every byte the shard asks
-//! for, not an estimate). `cargo bench --bench memory`.
+//! for, not an estimate), and what the process holds for the load
+//! generator's skew, under the tracker's allocator and its huge-page
+//! setting. `cargo bench --bench memory`.
 
 use bittorrent_tracker::protocol::{AnnounceRequest, Event, InfoHash, PeerId, Peers};
 use bittorrent_tracker::swarm::{Shard, Want};
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,20 +14,23 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: defers to the system allocator and only counts.
+/// The tracker's allocator.
+static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// SAFETY: defers to the tracker's allocator and only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        System.alloc(l)
+        INNER.alloc(l)
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        System.dealloc(p, l)
+        INNER.dealloc(p, l)
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         LIVE.fetch_add(new, Ordering::Relaxed);
         LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        System.realloc(p, l, new)
+        INNER.realloc(p, l, new)
     }
 }
 
@@ -62,8 +67,50 @@ fn announce(shard: &mut Shard, torrent: u64, peer: u32) {
         .expect("no limits set");
 }
 
+/// The process's resident set, in bytes.
+fn resident() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
 fn main() {
     const N: u64 = 1_000_000;
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    // As the tracker does unless --huge-pages (HUGE_PAGES=1 here).
+    let huge = std::env::var_os("HUGE_PAGES").is_some_and(|v| v == "1");
+    // SAFETY: PR_SET_THP_DISABLE takes an integer flag and touches no memory.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_THP_DISABLE,
+            libc::c_ulong::from(!huge),
+            0,
+            0,
+            0,
+        )
+    };
+
+    // The default load generator's shape: 1M torrents, 2M peers, skewed.
+    // First, so that the resident set grows from a fresh heap.
+    let (base, rss) = (LIVE.load(Ordering::Relaxed), resident());
+    let mut mixed = Shard::new(1200, 3);
+    let mut x = 1u64;
+    for p in 0..2 * N as u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+        announce(&mut mixed, (N as f64 * u.powf(3.0)) as u64, p);
+    }
+    let mixed_bytes = LIVE.load(Ordering::Relaxed) - base;
+    let mixed_resident = resident() - rss;
+    let mixed_torrents = mixed.torrents();
+    drop(mixed);
+
     let base = LIVE.load(Ordering::Relaxed);
     let mut one_peer = Shard::new(1200, 1);
     for t in 0..N {
@@ -80,24 +127,13 @@ fn main() {
     let per_peer = (LIVE.load(Ordering::Relaxed) - base) as f64 / N as f64;
     drop(big);
 
-    // The default load generator's shape: 1M torrents, 2M peers, skewed.
-    let base = LIVE.load(Ordering::Relaxed);
-    let mut mixed = Shard::new(1200, 3);
-    let mut x = 1u64;
-    for p in 0..2 * N as u32 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let u = (x >> 11) as f64 / (1u64 << 53) as f64;
-        announce(&mut mixed, (N as f64 * u.powf(3.0)) as u64, p);
-    }
-    let mixed_bytes = LIVE.load(Ordering::Relaxed) - base;
     println!("swarm memory, heap bytes counted by the allocator:");
     println!("  one-peer torrent: {per_torrent:.1} bytes each (1M torrents of one IPv4 peer)");
     println!("  IPv4 peer:        {per_peer:.1} bytes each (one torrent of 1M peers)");
     println!(
-        "  skewed 2M peers over {} torrents: {:.1} MiB",
-        mixed.torrents(),
-        mixed_bytes as f64 / (1 << 20) as f64
+        "  skewed 2M peers over {mixed_torrents} torrents: {:.1} MiB ({:.1} MiB more resident, mimalloc {} huge pages)",
+        mib(mixed_bytes),
+        mib(mixed_resident),
+        if huge { "with" } else { "without" }
     );
 }
