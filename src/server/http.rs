@@ -429,6 +429,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 w.counters.bytes_in(HTTP, n);
+                w.pace.received();
                 if end == 0 {
                     began = Some(Instant::now());
                 }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod events;
 mod http;
 mod mesh;
+mod pace;
 mod privileges;
 mod state;
 pub mod stats;

@@ -88,6 +88,7 @@ pub(crate) async fn serve(w: Rc<Worker>, v6: bool) {
         }
         // A full socket buffer loses the rest of the replies; clients retransmit.
         outbox.flush(fd, |_| {});
+        w.pace.add(n);
         glommio::yield_if_needed().await;
     }
 }

@@ -102,6 +102,8 @@ pub(crate) struct Worker {
     /// This worker's WebSocket connections: their outgoing queues by id.
     ws_conns: RefCell<HashMap<u64, futures_channel::mpsc::Sender<String>>>,
     next_ws: Cell<u64>,
+    /// Holds the worker back after light turns (see `pace`).
+    pub pace: super::pace::Pacer,
 }
 
 impl Worker {
@@ -375,6 +377,7 @@ impl Worker {
 
     /// Serves one request from another worker.
     async fn serve_request(&self, from: usize, req: Request, out: &mut Vec<u8>, peers: &mut Peers) {
+        self.pace.add(1);
         let reply = match req {
             Request::UdpAnnounce {
                 transaction_id,
@@ -563,6 +566,7 @@ pub(crate) async fn run(start: Start) {
         pending: RefCell::new(Slab::new()),
         ws_conns: RefCell::new(HashMap::new()),
         next_ws: Cell::new(0),
+        pace: Default::default(),
         cfg,
     });
     if let Some(rx) = req_rx.as_mut() {
@@ -593,6 +597,10 @@ pub(crate) async fn run(start: Start) {
         if w.udp(v6).is_some() {
             spawn_local(udp::serve(w.clone(), v6)).detach();
         }
+    }
+    if w.cfg.http || w.cfg.ws {
+        let w = w.clone();
+        spawn_local(async move { w.pace.run().await }).detach();
     }
     for listener in [tcp_listener(sockets.tcp4), tcp_listener(sockets.tcp6)]
         .into_iter()

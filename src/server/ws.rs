@@ -164,6 +164,7 @@ pub(crate) async fn serve(
         id: w.ws_register(relay_tx),
     };
     // The reader task ends with the connection; dropping its handle cancels it.
+    let rw = w.clone();
     let _reader = glommio::spawn_local(async move {
         let mut bytes_tx = bytes_tx;
         let mut buf = vec![0u8; 16 * 1024];
@@ -171,6 +172,7 @@ pub(crate) async fn serve(
             match reader.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    rw.pace.received();
                     if futures_lite::future::poll_fn(|cx| bytes_tx.poll_ready(cx))
                         .await
                         .is_err()
