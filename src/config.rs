@@ -158,7 +158,7 @@ pub struct ServerConfig {
     /// The group to run as (default: the user's own).
     pub group: Option<String>,
     /// Torrents to make room for at start, over all workers: growing the
-    /// torrent map later copies it whole, a stall of milliseconds per
+    /// torrent index later rebuilds it whole, a stall of milliseconds per
     /// million torrents.
     pub reserve_torrents: usize,
     /// Let the allocator back the heap with transparent huge pages. The
@@ -314,7 +314,7 @@ pub struct Cli {
     #[arg(long)]
     pub peer_ids: bool,
     /// Torrents to make room for at start (all workers together), so the
-    /// torrent map never stalls a worker to grow while it serves [default: 0]
+    /// torrent index never stalls a worker to grow while it serves [default: 0]
     #[arg(long, value_name = "N")]
     pub reserve_torrents: Option<usize>,
     /// Back the heap with transparent huge pages: fewer TLB misses, more
@@ -670,7 +670,7 @@ impl ServerConfig {
             ),
         );
         key(
-            "Torrents to make room for at start (all workers together), so the torrent\nmap never stalls a worker to grow.",
+            "Torrents to make room for at start (all workers together), so the torrent\nindex never stalls a worker to grow.",
             format!("reserve_torrents = {}", self.reserve_torrents),
         );
         key(
