@@ -21,15 +21,15 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Turns of a worker that is held back come at most this often.
-pub(crate) const PACE: Duration = Duration::from_micros(100);
+const PACE: Duration = Duration::from_micros(100);
 
 /// A turn that brought this much work (requests, messages, datagrams) is
 /// busy enough: the worker goes straight on.
-pub(crate) const BUSY: u32 = 16;
+const BUSY: u32 = 16;
 
 /// How long to hold a worker back after a turn that brought `work` and
 /// began `since` after the previous one ended.
-pub(crate) fn hold(work: u32, since: Duration) -> Option<Duration> {
+fn hold(work: u32, since: Duration) -> Option<Duration> {
     (work < BUSY && since < PACE).then(|| PACE - since)
 }
 
@@ -116,10 +116,9 @@ mod tests {
                 .detach();
                 // It waits for work.
                 glommio::executor().yield_now().await;
-                assert!(p.waker.take().is_some_and(|w| {
-                    p.waker.set(Some(w));
-                    true
-                }));
+                let waiting = p.waker.take();
+                assert!(waiting.is_some(), "the pacer waits for work");
+                p.waker.set(waiting);
                 // Two requests, one after the other: the second turn is held
                 // back until PACE has passed since the first.
                 let t0 = Instant::now();
