@@ -83,16 +83,7 @@ fn main() {
     let mib = |b: usize| b as f64 / (1 << 20) as f64;
     // As the tracker does unless --huge-pages (HUGE_PAGES=1 here).
     let huge = std::env::var_os("HUGE_PAGES").is_some_and(|v| v == "1");
-    // SAFETY: PR_SET_THP_DISABLE takes an integer flag and touches no memory.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_THP_DISABLE,
-            libc::c_ulong::from(!huge),
-            0,
-            0,
-            0,
-        )
-    };
+    bittorrent_tracker::server::allow_huge_pages(huge).expect("PR_SET_THP_DISABLE");
 
     // The default load generator's shape: 1M torrents, 2M peers, skewed.
     // First, so that the resident set grows from a fresh heap.

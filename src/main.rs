@@ -12,23 +12,6 @@ use std::time::Duration;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Whether the kernel may back this process's memory with transparent huge
-/// pages. mimalloc asks for them (`MADV_HUGEPAGE`) on its arenas, and then a
-/// 2 MiB page is resident as soon as one byte of it is touched: under the
-/// default UDP load that was 90 MiB resident against 70 MiB without, at the
-/// same responses per second (see tuning.md).
-fn huge_pages(on: bool, log: LogLevel) {
-    // SAFETY: PR_SET_THP_DISABLE takes an integer flag and touches no memory.
-    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, libc::c_ulong::from(!on), 0, 0, 0) };
-    if r != 0 && log >= LogLevel::Warnings {
-        eprintln!(
-            "warning: cannot {} transparent huge pages: {}",
-            if on { "allow" } else { "turn off" },
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
     match cli.command.take() {
@@ -48,7 +31,11 @@ fn main() -> ExitCode {
         print!("{}", cfg.to_toml());
         return ExitCode::SUCCESS;
     }
-    huge_pages(cfg.huge_pages, cfg.log);
+    if let Err(e) = bittorrent_tracker::server::allow_huge_pages(cfg.huge_pages) {
+        if cfg.log >= LogLevel::Warnings {
+            eprintln!("warning: cannot set whether transparent huge pages are used: {e}");
+        }
+    }
     let log = cfg.log;
     let (http, udp, ws) = (cfg.http, cfg.udp, cfg.ws);
     let server = match Server::start(cfg) {
