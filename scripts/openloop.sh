@@ -43,7 +43,7 @@ for responder in "$@"; do
     --duration "$WARM" "${EXTRA[@]}" > /dev/null 2>&1
   t0=$(awk '{print $14+$15}' /proc/$pid/stat)
   total=$(taskset -c 1 $BIN/tracker-loadgen "$PROTOCOL" --target 127.0.0.1:8000 --rate "$RATE" \
-    --duration "$DURATION" "${EXTRA[@]}" 2>&1 | grep '^total')
+    --duration "$DURATION" "${EXTRA[@]}" 2>&1 | grep -E '^(total|sent after)')
   t1=$(awk '{print $14+$15}' /proc/$pid/stat)
   echo "$(basename "$responder")${PRIO:+ ($PRIO)}: cpu $(((t1 - t0) * 100 / hz / DURATION))% | $total"
   kill $pid

@@ -276,6 +276,7 @@ pub fn engine(
                 match idle.pop() {
                     Some(i) => {
                         let kind = load.next_kind();
+                        load.stats.left(next_due, now);
                         load.request(&mut conns[i], kind, next_due);
                         if flush(&mut conns[i]).is_err() {
                             load.stats

@@ -4,7 +4,7 @@ use crate::workload::Kind;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Request kinds counted apart (see [`Kind`]).
 pub const KINDS: usize = 5;
@@ -24,6 +24,10 @@ pub struct Stats {
     pub not_sent: u64,
     /// Latency in microseconds, per kind (answered requests only).
     pub latency: [Histogram<u64>; KINDS],
+    /// Open loop: how long after its due time each request left, in
+    /// microseconds. Latency counts from the due time, so a tail here is
+    /// the generator's own, not the tracker's.
+    pub lag: Histogram<u64>,
 }
 
 impl Stats {
@@ -38,7 +42,14 @@ impl Stats {
             late: 0,
             not_sent: 0,
             latency: [h(), h(), h(), h(), h()],
+            lag: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
         }
+    }
+
+    /// Open loop: a request due at `due` leaves at `now`.
+    pub fn left(&mut self, due: Instant, now: Instant) {
+        let us = (now.saturating_duration_since(due).as_micros() as u64).clamp(1, 60_000_000);
+        let _ = self.lag.record(us);
     }
 
     pub fn record(&mut self, kind: Kind, latency: Duration) {
@@ -55,6 +66,7 @@ impl Stats {
             self.timeouts[k] += o.timeouts[k];
             let _ = self.latency[k].add(&o.latency[k]);
         }
+        let _ = self.lag.add(&o.lag);
         self.late += o.late;
         self.not_sent += o.not_sent;
     }
@@ -169,6 +181,31 @@ pub struct Report {
     pub total: Line,
     pub late: u64,
     pub not_sent: u64,
+    /// Open loop: how late requests left the generator (all zero in closed loop).
+    pub send_lag: Lag,
+}
+
+/// Quantiles of how late requests left the generator, in microseconds.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lag {
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+impl Lag {
+    fn of(h: &Histogram<u64>) -> Lag {
+        if h.is_empty() {
+            return Lag::default();
+        }
+        Lag {
+            p50_us: h.value_at_quantile(0.5),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
 }
 
 fn line(s: &Stats, k: Option<usize>, secs: f64) -> Line {
@@ -224,6 +261,7 @@ impl Report {
             total: line(s, None, seconds),
             late: s.late,
             not_sent: s.not_sent,
+            send_lag: Lag::of(&s.lag),
         }
     }
 
@@ -283,6 +321,13 @@ impl Report {
                 self.late, self.not_sent
             );
         }
+        if self.send_lag != Lag::default() {
+            let l = &self.send_lag;
+            println!(
+                "sent after due (the generator's lag, counted in latency): p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+                l.p50_us, l.p99_us, l.p999_us, l.max_us
+            );
+        }
     }
 }
 
@@ -316,5 +361,38 @@ mod tests {
         assert_eq!(r.announce.p50_us, 300);
         assert_eq!(r.announce.max_us, 1000);
         assert_eq!(r.scrape.p50_us, 0);
+        // Closed loop: nothing left late, nothing to show.
+        assert_eq!(r.send_lag, Lag::default());
+    }
+
+    #[test]
+    fn send_lag_is_how_late_requests_left() {
+        let t = Instant::now();
+        let us = Duration::from_micros;
+        let mut a = Stats::new();
+        for late in 0..98 {
+            a.left(t, t + us(late % 3));
+        }
+        a.left(t, t + us(5_000));
+        // Sent early (a clock step): counted as not late, not as a panic.
+        a.left(t + us(10), t);
+        let mut b = Stats::new();
+        b.left(t, t + us(40_000));
+        a.merge(&b);
+        let r = Report::new("http", "x", "open".into(), 1.0, 2, &a);
+        assert_eq!(r.send_lag.p50_us, 1);
+        // Three significant digits: a value reads back within 0.1%.
+        assert!(
+            (5_000..=5_005).contains(&r.send_lag.p99_us),
+            "{:?}",
+            r.send_lag
+        );
+        assert!(
+            (40_000..=40_040).contains(&r.send_lag.max_us),
+            "{:?}",
+            r.send_lag
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"send_lag\":{\"p50_us\":1,"), "{json}");
     }
 }

@@ -365,7 +365,9 @@ pub fn engine(
                         continue;
                     }
                     let kind = load.gen.kind();
-                    if !load.send(kind, next_due) {
+                    if load.send(kind, next_due) {
+                        load.stats.left(next_due, now);
+                    } else {
                         load.stats.not_sent += 1;
                     }
                     next_due += every;
