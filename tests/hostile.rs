@@ -183,6 +183,74 @@ fn http_floods_idle_crowds_and_slow_clients() {
 }
 
 #[test]
+fn http_is_answered_while_udp_floods_the_same_worker() {
+    // One worker serves both: a UDP flood keeps its UDP task busy batch
+    // after batch. HTTP must still get turns every millisecond or so; with
+    // glommio's default preemption (100 ms) each request waited for one.
+    let t = Tracker::start_with(&[
+        "-p",
+        "0",
+        "--workers",
+        "1",
+        "--listen-v4",
+        "127.0.0.1",
+        "--listen-v6",
+        "off",
+        "--udp",
+        "--http",
+    ]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let floods: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, target) = (stop.clone(), t.v4());
+            std::thread::spawn(move || {
+                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                s.connect(target).unwrap();
+                let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+                connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
+                let deadline = Instant::now() + Duration::from_secs(20);
+                let mut sent = 0u64;
+                // Replies are never read: once this socket's buffer is full
+                // the kernel drops them, at no cost to the tracker.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline
+                {
+                    for _ in 0..256 {
+                        sent += s.send(&connect).is_ok() as u64;
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut s = tcp(t.v4());
+    let started = Instant::now();
+    for i in 0..50u8 {
+        let target = announce_target(hash(0, 1), peer_id(i), 6881, 0, "");
+        // One write: `write!` sends its pieces apart, and Nagle holds the
+        // rest of a request back for the tracker's delayed ACK (40 ms).
+        let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let r = read_response(&mut s).expect("an answer during the flood");
+        assert_eq!(r.status, 200);
+        assert!(
+            r.body.windows(11).any(|w| w == b"8:intervali"),
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent: u64 = floods.into_iter().map(|f| f.join().unwrap()).sum();
+    assert!(sent > 10_000, "the flood sent only {sent} datagrams");
+    // 50 turns of 1 ms would be 50 ms; one per 100 ms slice would be 5 s.
+    assert!(
+        took < Duration::from_millis(1500),
+        "50 keep-alive announces took {took:?} under the UDP flood"
+    );
+}
+
+#[test]
 fn connections_over_the_limit_are_closed() {
     let t = Tracker::start(&["--max-connections", "10"]);
     // Five per worker: hold them open.
