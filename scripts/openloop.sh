@@ -4,11 +4,12 @@
 # seconds (default 20) by tracker-loadgen on CPU 1 at RATE requests/s.
 # Prints the responder's CPU use over the measured run and the load's total
 # line (sent, answered, per second, errors, invalid, timeouts, p50, p90,
-# p99, p99.9 in µs). A responder is a tracker binary, run with
-# `-p 8000 --PROTOCOL`, or `floor` (UDP only). Run from the repository root
-# after `cargo build --release`:
+# p99, p99.9 in µs), then how late the generator itself sent requests
+# (`sent after due`: a tail there is the generator's, not the tracker's).
+# A responder is a tracker binary, run with `-p 8000 --PROTOCOL`, or `floor`
+# (UDP only). Run from the repository root after `cargo build --release`:
 #   scripts/openloop.sh udp 138000 target/release/bittorrent-tracker floor
-#   scripts/openloop.sh http 60000 target/release/bittorrent-tracker
+#   scripts/openloop.sh http 55000 target/release/bittorrent-tracker
 # PRIO=fifo runs each responder under `chrt -f 10` (real-time priority; needs
 # root or CAP_SYS_NICE), so that kernel threads and other tasks do not
 # preempt it (see tuning.md).

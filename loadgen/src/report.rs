@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 /// Request kinds counted apart (see [`Kind`]).
 pub const KINDS: usize = 5;
 
+/// A duration in whole microseconds, within the histograms' bounds.
+fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, 60_000_000)
+}
+
 /// What one load thread saw.
 pub struct Stats {
     pub sent: [u64; KINDS],
@@ -42,19 +47,17 @@ impl Stats {
             late: 0,
             not_sent: 0,
             latency: [h(), h(), h(), h(), h()],
-            lag: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            lag: h(),
         }
     }
 
     /// Open loop: a request due at `due` leaves at `now`.
     pub fn left(&mut self, due: Instant, now: Instant) {
-        let us = (now.saturating_duration_since(due).as_micros() as u64).clamp(1, 60_000_000);
-        let _ = self.lag.record(us);
+        let _ = self.lag.record(micros(now.saturating_duration_since(due)));
     }
 
     pub fn record(&mut self, kind: Kind, latency: Duration) {
-        let us = (latency.as_micros() as u64).clamp(1, 60_000_000);
-        let _ = self.latency[kind as usize].record(us);
+        let _ = self.latency[kind as usize].record(micros(latency));
     }
 
     pub fn merge(&mut self, o: &Stats) {
