@@ -40,12 +40,6 @@ use worker::Sockets;
 /// resident (pinned) for nothing.
 const IO_MEMORY: usize = 64 << 10;
 
-/// How long one task may keep a worker before the reactor is polled again
-/// and the tasks it wakes get their turn. A UDP flood keeps the UDP task busy
-/// batch after batch; with glommio's default of 100 ms, HTTP and WebSocket
-/// connections on the same worker waited that long for each turn.
-const PREEMPT: Duration = Duration::from_millis(1);
-
 /// The pure parts of the request paths, shard in, reply bytes out: what the
 /// workers run for requests they own, exposed for benchmarks.
 pub use http::announce_reply as http_announce_reply;
@@ -530,7 +524,6 @@ impl Server {
             let handle = LocalExecutorBuilder::new(placement)
                 .name(&format!("tracker-{id}"))
                 .io_memory(IO_MEMORY)
-                .preempt_timer(PREEMPT)
                 .spawn(move || worker::run(start))
                 .map_err(|e| StartError::Worker(e.to_string()))?;
             handles.push(handle);
