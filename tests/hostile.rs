@@ -26,12 +26,8 @@ impl Bytes {
 
 /// Resident memory of a process, KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
+    let rss = proc_status(pid, "VmRSS");
+    rss.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -294,11 +290,10 @@ fn privileges_are_dropped_after_binding() {
     let root = unsafe { libc::geteuid() } == 0;
     if root {
         let t = Tracker::start(&["--user", "65534", "--group", "65534"]);
-        let status = std::fs::read_to_string(format!("/proc/{}/status", t.pid())).unwrap();
-        let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        let uid = proc_status(t.pid(), "Uid");
         assert_eq!(
             uid.split_whitespace().collect::<Vec<_>>(),
-            ["Uid:", "65534", "65534", "65534", "65534"]
+            ["65534", "65534", "65534", "65534"]
         );
         let mut u = Udp::connect(t.v4());
         assert_eq!(

@@ -429,25 +429,14 @@ fn quiet_and_silent() {
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
 }
 
-/// The kernel's word on whether it may give the process huge pages.
-fn thp_enabled(t: &Tracker) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", t.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("THP_enabled:"))
-        .expect("THP_enabled in /proc/PID/status")
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn huge_pages_are_off_unless_asked_for() {
     let t = Tracker::start(&["--udp"]);
-    assert_eq!(thp_enabled(&t), "0");
+    assert_eq!(proc_status(t.pid(), "THP_enabled"), "0");
     // and it serves as before
     let mut u = Udp::connect(t.v4());
     let r = u.announce(hash(0, 1), peer_id(1), 0, 2, -1, 6881);
     assert_eq!((r.seeders, r.leechers), (1, 0));
     let t = Tracker::start(&["--udp", "--huge-pages"]);
-    assert_eq!(thp_enabled(&t), "1");
+    assert_eq!(proc_status(t.pid(), "THP_enabled"), "1");
 }

@@ -99,6 +99,18 @@ impl Tracker {
     }
 }
 
+/// The value of one line of `/proc/PID/status` (`key` without its colon),
+/// trimmed: what the kernel says of a process.
+pub fn proc_status(pid: u32, key: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("{key} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
 /// Runs the tracker binary to its end (for start-up failures).
 pub fn run_tracker(args: &[&str]) -> std::process::Output {
     run_tracker_in(args, None)
