@@ -21,6 +21,12 @@ use tungstenite::{Message, WebSocket};
 /// Offers not answered within this long are forgotten (a swarm with fewer
 /// peers than offers leaves some unanswered: that is no error).
 const OFFER_WAIT: Duration = Duration::from_secs(10);
+/// After the deadline a thread sends nothing new but goes on reading, so
+/// that replies and answers already on their way are counted, not lost:
+/// until this one has no reply pending and nothing has come for [`QUIET`],
+/// and at most this long.
+const DRAIN: Duration = Duration::from_secs(3);
+const QUIET: Duration = Duration::from_millis(250);
 const SDP: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:load\r\na=ice-pwd:generatorgeneratorgenera\r\na=fingerprint:sha-256 00:00\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n";
 
 /// A connection's socket: upgrading, then framed by tungstenite.
@@ -51,6 +57,8 @@ struct Load {
     hashes: Vec<InfoHash>,
     offers_per_announce: usize,
     id: u64,
+    /// Past the deadline: replies are counted, nothing new is sent.
+    draining: bool,
 }
 
 impl Load {
@@ -120,6 +128,10 @@ impl Load {
                     &mut self.u,
                 );
             }
+            if self.draining {
+                // Its answer could not land before the run ends: not sent.
+                return;
+            }
             let a = self.gen.announce(c.peer, 0);
             let answer = json!({
                 "action": "announce", "info_hash": v["info_hash"], "peer_id": to_binary(&a.peer_id.0),
@@ -185,7 +197,9 @@ impl Load {
             now.saturating_duration_since(at),
             &mut self.u,
         );
-        self.next_request(c, ws, now);
+        if !self.draining {
+            self.next_request(c, ws, now);
+        }
     }
 }
 
@@ -278,11 +292,22 @@ pub fn engine(
         hashes: Vec::new(),
         offers_per_announce: opts.offers,
         id: thread as u64,
+        draining: false,
     };
     let timeout = Duration::from_millis(opts.timeout_ms);
     let mut events = Events::with_capacity(1024);
     let mut last_sweep = Instant::now();
-    while Instant::now() < deadline {
+    let mut last_message = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            load.draining = true;
+            let pending = conns.iter().any(|c| !c.waiting.is_empty());
+            let quiet = now.saturating_duration_since(last_message) >= QUIET;
+            if now >= deadline + DRAIN || (quiet && !pending) {
+                break;
+            }
+        }
         poll.poll(&mut events, Some(Duration::from_millis(5)))
             .map_err(|e| e.to_string())?;
         let now = Instant::now();
@@ -295,7 +320,9 @@ pub fn engine(
                         unreachable!()
                     };
                     let mut ws = Box::new(WebSocket::from_raw_socket(stream, Role::Client, None));
-                    load.next_request(c, &mut ws, now);
+                    if !load.draining {
+                        load.next_request(c, &mut ws, now);
+                    }
                     *slot = Some(Sock::Open(ws));
                 }
                 continue;
@@ -311,7 +338,10 @@ pub fn engine(
             }
             loop {
                 match ws.read() {
-                    Ok(Message::Text(t)) => load.message(c, ws, t.as_str(), now),
+                    Ok(Message::Text(t)) => {
+                        last_message = now;
+                        load.message(c, ws, t.as_str(), now)
+                    }
                     Ok(_) => {}
                     Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) => {
@@ -336,12 +366,15 @@ pub fn engine(
                         // Counted as lost; the peer carries on with its next request.
                         load.stats.timeout(kind, &mut load.u);
                         c.waiting.pop_front();
-                        load.next_request(c, ws, now);
+                        if !load.draining {
+                            load.next_request(c, ws, now);
+                        }
                     }
                 }
             }
             load.stats.publish(live, &mut load.u);
         }
     }
+    load.stats.publish(live, &mut load.u);
     Ok(load.stats)
 }
