@@ -219,6 +219,12 @@ fn scrape_one_several_or_all() {
     let t = Tracker::start(&[]);
     let (h0, h1) = (hash_str(0, 3), hash_str(1, 3));
     let mut a = open(&t, "/");
+    // A leecher that completes: one download.
+    send(
+        &mut a,
+        json!({"action": "announce", "info_hash": h0, "peer_id": id('A'), "left": 10, "event": "started"}),
+    );
+    recv(&mut a);
     send(
         &mut a,
         json!({"action": "announce", "info_hash": h0, "peer_id": id('A'), "left": 0, "event": "completed"}),
@@ -294,7 +300,10 @@ fn bad_messages_get_failure_reasons_and_limits_hold() {
 #[test]
 fn ws_only_serves_no_http_announces() {
     let t = Tracker::start(&["--ws"]);
-    assert_eq!(t.stdout, vec![format!("ws server listening on {}", t.port)]);
+    assert_eq!(
+        t.listening,
+        vec![format!("ws server listening on {}", t.port)]
+    );
     assert_eq!(
         get(t.v4(), &announce_target(hash(0, 4), peer_id(1), 1, 0, "")).status,
         404

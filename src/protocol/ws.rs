@@ -73,7 +73,8 @@ struct Raw {
     downloaded: Option<f64>,
     left: Option<f64>,
     event: Option<String>,
-    offers: Option<Vec<RawOffer>>,
+    /// A list of offers; anything else is ignored, as the reference does.
+    offers: Option<Box<RawValue>>,
     answer: Option<Box<RawValue>>,
     to_peer_id: Option<String>,
     offer_id: Option<String>,
@@ -163,9 +164,14 @@ pub fn parse(text: &str) -> Result<WsRequest, WsError> {
                     answer,
                 }),
             };
-            let offers = raw
-                .offers
-                .unwrap_or_default()
+            let offers: Vec<RawOffer> = match raw.offers.as_deref().map(RawValue::get) {
+                Some(list) if list.starts_with('[') => {
+                    serde_json::from_str(list).map_err(|_| err("invalid offers", a, ih))?
+                }
+                // Absent, null, or not a list: no offers, the announce stands.
+                _ => Vec::new(),
+            };
+            let offers = offers
                 .into_iter()
                 .map(|o| {
                     Some(Offer {
@@ -635,6 +641,22 @@ mod tests {
             scrape_reply(&[(InfoHash([b'a'; 20]), s)]),
             r#"{"action":"scrape","files":{"aaaaaaaaaaaaaaaaaaaa":{"complete":1,"incomplete":2,"downloaded":3}}}"#
         );
+    }
+
+    #[test]
+    fn offers_that_are_not_a_list_are_ignored() {
+        for offers in [r#"{}"#, r#""x""#, "5", "null", "true", r#"{"offer":1}"#] {
+            let text = format!(
+                r#"{{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa","peer_id":"bbbbbbbbbbbbbbbbbbbb","left":0,"offers": {offers}}}"#
+            );
+            let Ok(WsRequest::Announce(a)) = parse(&text) else {
+                panic!("{text}: the announce stands");
+            };
+            assert!(a.offers.is_empty() && a.request.left == Some(0), "{text}");
+        }
+        // A list of something else than offers is an error that says so.
+        let text = r#"{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa","peer_id":"bbbbbbbbbbbbbbbbbbbb","offers":[1]}"#;
+        assert_eq!(parse(text).unwrap_err().reason, "invalid offers");
     }
 
     #[test]

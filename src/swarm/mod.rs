@@ -877,8 +877,10 @@ impl Shard {
     ///
     /// Peers are keyed by address and announced port. `started`, `paused`
     /// and updates insert or refresh the peer (an unknown peer's update counts
-    /// as `started`); `completed` makes it a seeder and counts a download once
-    /// per leecher that completes; `stopped` removes it and returns no peers.
+    /// as `started`); `completed` makes it a seeder and counts a download
+    /// when the swarm knew it as a leecher (a seeder that starts by saying
+    /// `completed`, as WebTorrent's do on every page load, downloaded
+    /// nothing here); `stopped` removes it and returns no peers.
     /// A new torrent or peer is refused when the shard is full.
     pub fn announce(
         &mut self,
@@ -975,7 +977,7 @@ impl Shard {
     ) -> ScrapeStats {
         let (t, tally, rng) = self.touch(at, a.now);
         let (was, kind) = t.join(addr, a, want, rng, out, &mut tally.clients);
-        if a.completed && was != Some(true) {
+        if a.completed && was == Some(false) {
             t.completed = t.completed.saturating_add(1);
             tally.totals.completed += 1;
         }
@@ -1033,7 +1035,7 @@ impl Shard {
             peers.upsert(req.peer_id, conn, seeder, now, |old| clients.swap(old, key));
         peers.pick(slot, offers, rng, targets);
         let is = seeder.or(was).unwrap_or(false);
-        if req.event == Event::Completed && was != Some(true) {
+        if req.event == Event::Completed && was == Some(false) {
             t.completed = t.completed.saturating_add(1);
             tally.totals.completed += 1;
         }
@@ -1323,9 +1325,25 @@ mod tests {
             s.downloaded, 1,
             "a repeated completed is not a second download"
         );
-        // An unknown peer's completed counts (it finished while we did not know it).
+        // A peer the swarm does not know as a leecher downloaded nothing
+        // here: a seeder whose first announce says completed (WebTorrent
+        // does on every page load) joins as a seeder, and no download counts.
         let (s, _) = announce(&mut sh, &req(1, 2, Some(0), Event::Completed), v4(1), 2);
-        assert_eq!((s.complete, s.downloaded), (2, 2));
+        assert_eq!((s.complete, s.downloaded), (2, 1));
+        let (s, _) = announce(&mut sh, &req(1, 2, Some(0), Event::Completed), v4(1), 3);
+        assert_eq!(
+            (s.complete, s.downloaded),
+            (2, 1),
+            "nor when it says it again"
+        );
+        // A seeder known as such that says completed: no download either.
+        let (s, _) = announce(&mut sh, &req(1, 3, Some(0), Event::Started), v4(1), 3);
+        let (s2, _) = announce(&mut sh, &req(1, 3, Some(0), Event::Completed), v4(1), 4);
+        assert_eq!((s.downloaded, s2.downloaded, s2.complete), (1, 1, 3));
+        // A second leecher that completes counts.
+        announce(&mut sh, &req(1, 4, Some(5), Event::None), v4(1), 4);
+        let (s, _) = announce(&mut sh, &req(1, 4, Some(0), Event::Completed), v4(1), 5);
+        assert_eq!((s.complete, s.incomplete, s.downloaded), (4, 0, 2));
         assert_eq!(sh.totals().completed, 2);
         assert_eq!(sh.scrape(&InfoHash([1; 20])), s);
     }
@@ -1345,6 +1363,7 @@ mod tests {
         // Same address, other port: another peer, untouched by the stop.
         assert_eq!(sh.scrape(&InfoHash([1; 20])).incomplete, 1);
         // The last peer leaves: the swarm and its downloads stay for the TTL.
+        announce(&mut sh, &req(1, 3, Some(4), Event::Started), v4(1), 10);
         announce(&mut sh, &req(1, 3, Some(0), Event::Completed), v4(1), 10);
         announce(&mut sh, &req(1, 3, Some(0), Event::Stopped), v4(1), 10);
         announce(&mut sh, &req(1, 2, Some(9), Event::Stopped), v4(1), 10);

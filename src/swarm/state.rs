@@ -450,6 +450,7 @@ mod tests {
         announce(&mut sh, 1, "10.0.0.2", 1001, 0, Event::Completed, 500);
         announce(&mut sh, 2, "2001:db8::1", 6881, 5, Event::Started, 900);
         // Torrent 3 had a download and no one left: its count is kept.
+        announce(&mut sh, 3, "10.0.0.3", 1, 5, Event::Started, 900);
         announce(&mut sh, 3, "10.0.0.3", 1, 0, Event::Completed, 900);
         announce(&mut sh, 3, "10.0.0.3", 1, 0, Event::Stopped, 900);
         let file = save(&sh, 1000, 1);
