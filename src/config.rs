@@ -555,13 +555,65 @@ impl FileConfig {
     }
 }
 
+/// The shortest peer time-to-live that follows from the interval:
+/// rtorrent re-announces no sooner than every 600 s and libtorrent no
+/// sooner than every 300 s, whatever interval the tracker asks for, so a
+/// shorter life would drop them from their swarms between announces. Two
+/// minutes over rtorrent's 600 s leave room for a late announce.
+pub const PEER_TTL_FLOOR: u32 = 720;
+
+/// Intervals outside these bounds (seconds) are warned about at start: most
+/// likely a unit mistaken (`--interval` takes milliseconds, the file's
+/// `interval` seconds).
+pub const INTERVAL_SANE: std::ops::RangeInclusive<u32> = 10..=86_400;
+
+/// `secs` in the largest unit that fits: "45 s", "10 min", "6.9 days".
+fn human_duration(secs: u32) -> String {
+    match secs {
+        0..=119 => format!("{secs} s"),
+        120..=7199 => format!("{:.0} min", secs as f64 / 60.0),
+        7200..=172_799 => format!("{:.1} hours", secs as f64 / 3600.0),
+        _ => format!("{:.1} days", secs as f64 / 86_400.0),
+    }
+}
+
 impl ServerConfig {
     /// Sets the announce interval (seconds) and what follows from it: `min
-    /// interval` half of it, peers kept for two intervals.
+    /// interval` half of it, peers kept for two intervals and at least
+    /// [`PEER_TTL_FLOOR`].
     pub fn set_interval(&mut self, secs: u32) {
         self.interval = secs.max(1);
         self.min_interval = self.interval / 2;
-        self.peer_ttl = self.interval.saturating_mul(2);
+        self.peer_ttl = self.interval.saturating_mul(2).max(PEER_TTL_FLOOR);
+    }
+
+    /// What is odd about the timing settings, for a warning at start: an
+    /// interval whose unit was likely mistaken, or one shorter than real
+    /// clients re-announce.
+    pub fn interval_warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let i = self.interval;
+        if !INTERVAL_SANE.contains(&i) {
+            w.push(format!(
+                "the announce interval is {i} s ({}): clients re-announce that often and peers are dropped after {} s. \
+                 --interval takes milliseconds (600000 = 10 minutes); `interval` in the configuration file takes seconds (600 = 10 minutes)",
+                human_duration(i),
+                self.peer_ttl
+            ));
+        }
+        if i < 300 {
+            w.push(format!(
+                "the announce interval is {i} s: libtorrent-based clients (qBittorrent, Deluge) re-announce no sooner than every 300 s \
+                 and rtorrent no sooner than every 600 s; peers are kept {} s{}",
+                self.peer_ttl,
+                if self.peer_ttl <= 600 {
+                    ", so those clients drop out of their swarms between announces (raise peer_ttl above 600)"
+                } else {
+                    ", so they stay in their swarms"
+                }
+            ));
+        }
+        w
     }
 
     /// The same settings as a TOML file that `--config` reads, with every
@@ -620,7 +672,7 @@ impl ServerConfig {
             format!("min_interval = {}", self.min_interval),
         );
         key(
-            "Seconds without an announce after which a peer is dropped.",
+            "Seconds without an announce after which a peer is dropped (by default twice\nthe interval and at least 720: rtorrent re-announces no sooner than every 600 s).",
             format!("peer_ttl = {}", self.peer_ttl),
         );
         key(
@@ -887,7 +939,11 @@ mod tests {
             (c.port, c.http, c.udp, c.ws, c.interval),
             (0, false, true, false, 2)
         );
-        assert_eq!((c.min_interval, c.peer_ttl), (1, 4));
+        assert_eq!(
+            (c.min_interval, c.peer_ttl),
+            (1, 720),
+            "peers outlive rtorrent's 600 s"
+        );
         assert_eq!(c.log, LogLevel::Errors);
         assert!(c.trust_proxy);
         let c = cfg(&["--ws"]).unwrap();
@@ -942,6 +998,32 @@ mod tests {
     }
 
     #[test]
+    fn intervals_out_of_bounds_are_warned_about_with_the_unit() {
+        let at = |secs| {
+            let mut c = ServerConfig::default();
+            c.set_interval(secs);
+            c.interval_warnings()
+        };
+        assert!(at(600).is_empty(), "the default");
+        assert!(at(300).is_empty(), "libtorrent's floor");
+        let w = at(1);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("1 s (1 s)") && w[0].contains("--interval takes milliseconds"));
+        assert!(w[1].contains("peers are kept 720 s, so they stay"), "{w:?}");
+        let w = at(600_000);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("600000 s (6.9 days)") && w[0].contains("takes seconds"));
+        // A time-to-live set below rtorrent's re-announce says what is lost.
+        let mut c = ServerConfig::default();
+        c.set_interval(60);
+        c.peer_ttl = 120;
+        let w = c.interval_warnings();
+        assert!(w[0].contains("drop out of their swarms"), "{w:?}");
+        assert_eq!(human_duration(7200), "2.0 hours");
+        assert_eq!(human_duration(600), "10 min");
+    }
+
+    #[test]
     fn file_then_flags() {
         let dir = tempdir("file");
         let f = write(
@@ -952,7 +1034,7 @@ mod tests {
         let path = f.to_str().unwrap();
         let c = cfg(&["--config", path]).unwrap();
         assert_eq!((c.port, c.http, c.udp, c.ws), (7000, true, false, true));
-        assert_eq!((c.interval, c.min_interval, c.peer_ttl), (120, 60, 240));
+        assert_eq!((c.interval, c.min_interval, c.peer_ttl), (120, 60, 720));
         assert_eq!((c.numwant_default, c.workers), (20, 3));
         assert_eq!(c.allow, Some(dir.join("allow.txt")), "relative to the file");
         assert_eq!((c.log, c.listen_v6), (LogLevel::Warnings, None));

@@ -2,6 +2,7 @@
 
 use bittorrent_tracker::client;
 use bittorrent_tracker::config::{Cli, Command, LogLevel};
+use bittorrent_tracker::server::logging;
 use bittorrent_tracker::Server;
 use clap::Parser;
 use std::process::ExitCode;
@@ -31,19 +32,24 @@ fn main() -> ExitCode {
         print!("{}", cfg.to_toml());
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = bittorrent_tracker::server::allow_huge_pages(cfg.huge_pages) {
-        if cfg.log >= LogLevel::Warnings {
-            eprintln!("warning: cannot set whether transparent huge pages are used: {e}");
-        }
-    }
     let log = cfg.log;
+    // Every line the running tracker writes, in one format on standard error.
+    let say = |level: LogLevel, msg: std::fmt::Arguments<'_>| {
+        if log >= level {
+            logging::line(level, msg);
+        }
+    };
+    if let Err(e) = bittorrent_tracker::server::allow_huge_pages(cfg.huge_pages) {
+        say(
+            LogLevel::Warnings,
+            format_args!("cannot set whether transparent huge pages are used: {e}"),
+        );
+    }
     let (http, udp, ws) = (cfg.http, cfg.udp, cfg.ws);
     let server = match Server::start(cfg) {
         Ok(s) => s,
         Err(e) => {
-            if log >= LogLevel::Errors {
-                eprintln!("error: {e}");
-            }
+            say(LogLevel::Errors, format_args!("{e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -55,40 +61,58 @@ fn main() -> ExitCode {
         (signal_hook::consts::SIGHUP, &hup),
     ] {
         if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
-            eprintln!("error: cannot handle signal {sig}: {e}");
+            say(
+                LogLevel::Errors,
+                format_args!("cannot handle signal {sig}: {e}"),
+            );
             return ExitCode::FAILURE;
         }
     }
-    if log >= LogLevel::Info {
-        let port = server.port();
-        if http && !server.http_addrs().is_empty() {
-            println!("http server listening on {port}");
-        }
-        if udp && !server.udp_addrs().is_empty() {
-            println!("udp server listening on {port}");
-        }
-        if ws && !server.http_addrs().is_empty() {
-            println!("ws server listening on {port}");
-        }
+    let port = server.port();
+    if http && !server.http_addrs().is_empty() {
+        say(
+            LogLevel::Info,
+            format_args!("http server listening on {port}"),
+        );
+    }
+    if udp && !server.udp_addrs().is_empty() {
+        say(
+            LogLevel::Info,
+            format_args!("udp server listening on {port}"),
+        );
+    }
+    if ws && !server.http_addrs().is_empty() {
+        say(
+            LogLevel::Info,
+            format_args!("ws server listening on {port}"),
+        );
     }
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         if hup.swap(false, Ordering::Relaxed) {
             match server.reload() {
-                Ok(()) if log >= LogLevel::Info => {
-                    eprintln!("reloaded the lists and TLS certificate (SIGHUP)")
-                }
-                Ok(()) => {}
-                Err(e) if log >= LogLevel::Errors => {
-                    eprintln!("error: reload refused, keeping what was loaded: {e}")
-                }
-                Err(_) => {}
+                Ok(()) => say(
+                    LogLevel::Info,
+                    format_args!("reloaded the lists and TLS certificate (SIGHUP)"),
+                ),
+                Err(e) => say(
+                    LogLevel::Errors,
+                    format_args!("reload refused (SIGHUP), keeping what was loaded: {e}"),
+                ),
             }
         }
     }
-    server.wait();
-    if log >= LogLevel::Info {
-        println!("tracker stopped");
+    match server.wait() {
+        Ok(()) => {
+            say(LogLevel::Info, format_args!("tracker stopped"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            say(
+                LogLevel::Errors,
+                format_args!("tracker stopped, and the swarms were not saved: {e}"),
+            );
+            ExitCode::FAILURE
+        }
     }
-    ExitCode::SUCCESS
 }

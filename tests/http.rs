@@ -426,7 +426,7 @@ fn trust_proxy_takes_the_appended_address() {
 fn http_only_and_udp_only() {
     let t = Tracker::start(&["--http"]);
     assert_eq!(
-        t.stdout,
+        t.listening,
         vec![format!("http server listening on {}", t.port)]
     );
     let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -441,7 +441,7 @@ fn http_only_and_udp_only() {
     );
     let t = Tracker::start(&["--udp"]);
     assert_eq!(
-        t.stdout,
+        t.listening,
         vec![format!("udp server listening on {}", t.port)]
     );
     assert!(

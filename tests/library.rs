@@ -6,6 +6,7 @@ use bittorrent_tracker::server::events::PeerEvent;
 use bittorrent_tracker::server::stats::Protocol;
 use bittorrent_tracker::{InfoHash, PeerId, Server};
 use common::*;
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -112,7 +113,7 @@ fn passkeys_events_and_snapshots() {
     assert_eq!(stats.workers.len(), 2);
     assert_eq!(stats.total.totals.seeders, 1);
     assert_eq!(stats.total.totals.completed, 1);
-    server.shutdown();
+    server.shutdown().expect("a clean stop");
 }
 
 #[test]
@@ -131,5 +132,87 @@ fn a_full_event_stream_drops_and_counts() {
     }
     assert_eq!(server.events().unwrap().len(), 2);
     assert_eq!(server.events_dropped(), 3);
-    server.shutdown();
+    server.shutdown().expect("a clean stop");
+}
+
+/// A worker that stops running (here a filter hook that blocks it, as a
+/// slow database lookup would) is seen at once: `health()` and `/metrics`
+/// from the other worker say which one is stalled, and it recovers.
+#[test]
+fn a_stalled_worker_shows_in_health_and_metrics_then_recovers() {
+    let slow = InfoHash(hash(0, 9));
+    let server = Server::builder()
+        .workers(2)
+        .filter(move |r| {
+            if r.info_hash == Some(&slow) {
+                std::thread::sleep(Duration::from_secs(6));
+            }
+            Ok(())
+        })
+        .listen(0, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+        .expect("server starts");
+    let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), server.port());
+    assert!(server.health().iter().all(|h| !h.stalled && h.stalls == 0));
+    // The announce blocks whichever worker received it for 6 s.
+    let mut u = Udp::connect(addr);
+    let (_, req) = u.announce_bytes(slow.0, peer_id(1), 0, 2, -1, 7001);
+    let client = std::thread::spawn(move || {
+        u.sock
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        u.roundtrip(&req)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let stalled = loop {
+        if let Some(h) = server.health().into_iter().find(|h| h.stalled) {
+            break h;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stalled worker: {:?}",
+            server.health()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        stalled.heartbeat_age >= Duration::from_secs(3),
+        "{stalled:?}"
+    );
+    let others: Vec<_> = server
+        .health()
+        .into_iter()
+        .filter(|h| h.worker != stalled.worker)
+        .collect();
+    assert!(others.iter().all(|h| !h.stalled), "{others:?}");
+    // The other worker answers /metrics at once and names the stalled one.
+    let line = format!("tracker_worker_stalled{{worker=\"{}\"}} 1", stalled.worker);
+    let mut seen = Vec::new();
+    let shown = (0..20).any(|_| {
+        let mut s = tcp(addr);
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let body = read_response(&mut s).map(|r| String::from_utf8_lossy(&r.body).into_owned());
+        let hit = body
+            .as_deref()
+            .is_some_and(|b| b.lines().any(|l| l == line));
+        seen.push(body.map(|b| b.len()));
+        hit
+    });
+    assert!(shown, "{line} in none of the /metrics replies: {seen:?}");
+    // When the filter returns, the worker answers and beats again.
+    let reply = client
+        .join()
+        .unwrap()
+        .expect("the blocked announce is answered");
+    assert_eq!(&reply[0..4], &[0, 0, 0, 1]);
+    assert!(eventually(|| !server.health()[stalled.worker].stalled));
+    assert_eq!(server.health()[stalled.worker].stalls, 1);
+    let text = server.stats().prometheus();
+    assert!(text.contains(&format!(
+        "tracker_worker_stalls_total{{worker=\"{}\"}} 1",
+        stalled.worker
+    )));
+    server.shutdown().expect("a clean stop");
 }

@@ -6,32 +6,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::net::TcpStream;
-use std::time::Duration;
-use tungstenite::{stream::MaybeTlsStream, Message, WebSocket};
-
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
-
-fn ws_open(t: &Tracker, path: &str) -> Ws {
-    let (ws, _) = tungstenite::connect(format!("ws://127.0.0.1:{}{path}", t.port)).unwrap();
-    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    }
-    ws
-}
-
-fn ws_call(ws: &mut Ws, v: Value) -> Value {
-    ws.send(Message::text(v.to_string())).unwrap();
-    loop {
-        if let Message::Text(t) = ws.read().unwrap() {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
-
-fn binary(b: &[u8]) -> String {
-    b.iter().map(|&c| c as char).collect()
-}
 
 fn stats_json(t: &Tracker) -> Value {
     let r = get(t.v4(), "/stats.json");
@@ -235,7 +209,6 @@ fn lists_refuse_over_every_protocol_and_reload_on_sighup() {
     // A broken list is refused on reload, and the old lists stay.
     std::fs::write(&deny, "not a hash\n").unwrap();
     t.hup();
-    std::thread::sleep(Duration::from_millis(600));
     let r = get(
         t.v4(),
         &announce_target(hash(0, 9), peer_id(6), 7006, 0, ""),
@@ -383,7 +356,7 @@ fn config_file_and_print_config() {
         "--ws",
     ]);
     assert_eq!(
-        t.stdout,
+        t.listening,
         vec![
             format!("http server listening on {}", t.port),
             format!("ws server listening on {}", t.port)

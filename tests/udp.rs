@@ -274,10 +274,14 @@ fn port_in_use_is_one_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(
-        err,
-        format!(
-            "error: cannot listen on 127.0.0.1:{port} (udp): the port is in use; stop what holds it or pick another with -p\n"
-        )
+        err.lines().map(parse_log_line).collect::<Vec<_>>(),
+        vec![(
+            "ERROR",
+            format!(
+                "cannot listen on 127.0.0.1:{port} (udp): the port is in use; stop what holds it or pick another with -p"
+            )
+            .as_str()
+        )]
     );
 }
 

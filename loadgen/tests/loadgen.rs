@@ -68,7 +68,7 @@ fn udp_closed_loop_against_the_tracker() {
     }
     assert!(n(&r, "total.p50_us") > 0);
     assert_eq!(r["mode"], "closed loop, window 256 per thread");
-    t.shutdown();
+    t.shutdown().expect("a clean stop");
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn udp_open_loop_keeps_its_rate() {
     );
     assert_eq!(n(&r, "total.invalid") + n(&r, "total.timeouts"), 0, "{r}");
     assert_eq!(r["mode"], "open loop at 2000/s, window 256 per thread");
-    t.shutdown();
+    t.shutdown().expect("a clean stop");
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn http_keep_alive_connections() {
     for k in ["errors", "invalid", "timeouts"] {
         assert_eq!(n(&r, &format!("total.{k}")), 0, "{k}: {r}");
     }
-    t.shutdown();
+    t.shutdown().expect("a clean stop");
 }
 
 fn free_udp_port() -> u16 {
@@ -276,7 +276,7 @@ fn ws_announces_with_offers_and_answers() {
         assert_eq!(n(&r, &format!("total.{k}")), 0, "{k}: {r}");
     }
     assert_eq!(r["mode"], "closed loop, 40 connections");
-    t.shutdown();
+    t.shutdown().expect("a clean stop");
 }
 
 #[test]
@@ -311,5 +311,5 @@ fn garbage_is_refused_and_honest_requests_still_answered() {
         }
         assert!(n(&r, "announce.answered") > 100, "{mode}: {r}");
     }
-    t.shutdown();
+    t.shutdown().expect("a clean stop");
 }

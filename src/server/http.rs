@@ -4,6 +4,7 @@
 //! broken HTTP gets 400, 404, 405, 413 or 431 and the connection is closed.
 
 use super::access::{FilterAction, FilterRequest};
+use super::logging::debug_request;
 use super::mesh::{Reply, Request};
 use super::stats::{Action, Protocol};
 use super::tls::{self, Conn};
@@ -11,12 +12,12 @@ use super::worker::Worker;
 use super::{log, ws, LogLevel};
 use crate::config::ServerConfig;
 use crate::protocol::http::{self as wire, HttpAnnounce, ReplyForm};
-use crate::protocol::{bencode, canonical_ip, InfoHash, Peers};
-use crate::swarm::Shard;
+use crate::protocol::{bencode, canonical_ip, InfoHash, Peers, ScrapeStats};
 use crate::swarm::{numwant, Want};
+use crate::swarm::{Full, Shard};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -369,6 +370,18 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                 Some("200 OK") => c.response(HTTP, action),
                 _ => c.error(HTTP, action),
             }
+            if matches!(action, Action::Stats | Action::Other) {
+                debug_request!(
+                    w.cfg,
+                    HTTP,
+                    req.method.unwrap_or("?"),
+                    peer,
+                    None,
+                    "{} {}",
+                    String::from_utf8_lossy(path),
+                    status.unwrap_or("")
+                );
+            }
             start += head_len + head.body;
             match status {
                 // A tracker-level refusal: bencoded, status 200.
@@ -478,9 +491,21 @@ pub fn announce_reply(
     body: &mut Vec<u8>,
 ) -> bool {
     peers.clear();
-    match shard.announce(&a.request, ip, now, &want_for(cfg, a), peers) {
+    let r = shard.announce(&a.request, ip, now, &want_for(cfg, a), peers);
+    write_announce(body, &form_for(cfg, a), &r, peers)
+}
+
+/// Writes the bencoded reply to an applied announce; false when it is a
+/// `failure reason`.
+fn write_announce(
+    body: &mut Vec<u8>,
+    form: &ReplyForm,
+    r: &Result<ScrapeStats, Full>,
+    peers: &Peers,
+) -> bool {
+    match r {
         Ok(s) => {
-            wire::write_announce_reply(body, &form_for(cfg, a), s.complete, s.incomplete, peers);
+            wire::write_announce_reply(body, form, s.complete, s.incomplete, peers);
             true
         }
         Err(full) => {
@@ -495,6 +520,15 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
     let a = match wire::parse_announce(query) {
         Ok(a) => a,
         Err(e) => {
+            debug_request!(
+                w.cfg,
+                HTTP,
+                "announce",
+                ip,
+                None,
+                "refused: {}",
+                e.message()
+            );
             bencode::failure(body, e.message());
             return false;
         }
@@ -509,23 +543,22 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
         query,
     };
     if let Some(reason) = w.refused(&r) {
+        debug_request!(
+            w.cfg,
+            HTTP,
+            "announce",
+            ip,
+            Some(&a.request.info_hash),
+            "refused: {reason}"
+        );
         bencode::failure(body, &reason);
         return false;
     }
     let owner = w.owner(&a.request.info_hash);
     if owner == w.id {
         let mut peers = w.peers.borrow_mut();
-        let ok = announce_reply(
-            &mut w.shard.borrow_mut(),
-            &w.cfg,
-            w.now(),
-            &a,
-            ip,
-            &mut peers,
-            body,
-        );
-        w.announced(&a.request, Some(SocketAddr::new(ip, a.request.port)), HTTP);
-        return ok;
+        let r = w.apply_announce(&a.request, ip, &want_for(&w.cfg, &a), &mut peers, HTTP);
+        return write_announce(body, &form_for(&w.cfg, &a), &r, &peers);
     }
     w.counters.forwarded();
     let form = form_for(&w.cfg, &a);
@@ -539,20 +572,7 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
         })
         .await;
     match reply {
-        Some(Reply::Announce {
-            stats: Ok(stats),
-            peers,
-            ..
-        }) => {
-            wire::write_announce_reply(body, &form, stats.complete, stats.incomplete, &peers);
-            true
-        }
-        Some(Reply::Announce {
-            stats: Err(full), ..
-        }) => {
-            bencode::failure(body, full.message());
-            false
-        }
+        Some(Reply::Announce { stats, peers, .. }) => write_announce(body, &form, &stats, &peers),
         _ => {
             bencode::failure(body, "tracker is shutting down");
             false
@@ -562,17 +582,24 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
 
 /// Answers a scrape; false when the reply is a `failure reason`.
 async fn scrape(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut Vec<u8>) -> bool {
+    let trace = |hash: Option<&InfoHash>, outcome: std::fmt::Arguments<'_>| {
+        debug_request!(w.cfg, HTTP, "scrape", ip, hash, "{outcome}")
+    };
     let mut hashes: Vec<InfoHash> = Vec::new();
     if let Err(e) = wire::parse_scrape(query, w.cfg.limits.max_scrape_hashes, &mut hashes) {
+        trace(None, format_args!("refused: {}", e.message()));
         bencode::failure(body, e.message());
         return false;
     }
+    let first = hashes.first().copied();
     if let Some(reason) = w.scrape_refused(&hashes, ip, HTTP, path, query) {
+        trace(first.as_ref(), format_args!("refused: {reason}"));
         bencode::failure(body, &reason);
         return false;
     }
     let entries = if hashes.is_empty() {
         if !w.cfg.full_scrape {
+            trace(None, format_args!("refused: full scrape is disabled"));
             bencode::failure(body, "full scrape is disabled: name an info_hash");
             return false;
         }
@@ -583,6 +610,10 @@ async fn scrape(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut Ve
         let stats = w.scrape(&hashes).await;
         hashes.into_iter().zip(stats).collect()
     };
+    trace(
+        first.as_ref(),
+        format_args!("ok, {} torrents", entries.len()),
+    );
     wire::write_scrape_reply(body, &entries, w.cfg.interval);
     true
 }

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod events;
 mod http;
+pub mod logging;
 mod mesh;
 mod pace;
 mod privileges;
@@ -12,6 +13,7 @@ pub mod stats;
 mod steer;
 mod tls;
 mod udp;
+pub mod watchdog;
 mod worker;
 mod ws;
 
@@ -64,11 +66,7 @@ pub fn allow_huge_pages(on: bool) -> io::Result<()> {
     }
 }
 
-pub(crate) fn log(cfg: &ServerConfig, level: LogLevel, msg: fmt::Arguments<'_>) {
-    if cfg.log >= level {
-        eprintln!("{msg}");
-    }
-}
+pub(crate) use logging::log;
 
 /// Why the server did not start. Each says what to do about it.
 #[derive(Debug)]
@@ -129,6 +127,8 @@ pub(crate) struct Shared {
     pub events: Option<EventSink>,
     /// Where workers hand in their swarms as they stop (with a state file).
     pub state: Option<crossbeam_channel::Sender<state::Blob>>,
+    /// Every worker's heartbeat.
+    pub beats: Arc<watchdog::Heartbeats>,
 }
 
 impl Shared {
@@ -161,6 +161,7 @@ fn load_files(cfg: &ServerConfig) -> Result<(Lists, Option<Arc<rustls::ServerCon
 /// A running tracker.
 pub struct Server {
     handles: Vec<ExecutorJoinHandle<()>>,
+    watchdog: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     cfg: Arc<ServerConfig>,
     control: Vec<crossbeam_channel::Sender<worker::Control>>,
@@ -350,8 +351,8 @@ fn probe(cfg: &ServerConfig) -> Result<Bound, StartError> {
                     Err(e) if ip.is_ipv6() && !cfg.require_v6 && is_no_ipv6(&e) => {
                         log(
                             cfg,
-                            LogLevel::Info,
-                            format_args!("warning: no IPv6 on this host ({e}); serving IPv4 only"),
+                            LogLevel::Warnings,
+                            format_args!("no IPv6 on this host ({e}); serving IPv4 only"),
                         );
                         break;
                     }
@@ -410,6 +411,76 @@ fn bind_workers(bound: &Bound, workers: usize) -> Result<Vec<Sockets>, StartErro
             Ok(s)
         })
         .collect()
+}
+
+/// How long the workers may take to start before the start fails, and how
+/// often a slow start is reported meanwhile.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_REPORT: Duration = Duration::from_secs(10);
+/// How long a reload waits for every worker to apply it.
+const RELOAD_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits for every worker to say it serves. A slow start is logged every
+/// [`READY_REPORT`] with the workers still missing and the CPU time their
+/// threads used (a spinning worker uses it all, a blocked one none).
+fn wait_ready(
+    cfg: &ServerConfig,
+    beats: &watchdog::Heartbeats,
+    ready: &crossbeam_channel::Receiver<usize>,
+    workers: usize,
+) -> Result<(), StartError> {
+    let started = Instant::now();
+    let mut is_ready = vec![false; workers];
+    let mut left = workers;
+    let mut report = READY_REPORT;
+    while left > 0 {
+        let elapsed = started.elapsed();
+        let wait = report.min(READY_TIMEOUT).saturating_sub(elapsed);
+        match ready.recv_timeout(wait) {
+            Ok(id) => {
+                if !std::mem::replace(&mut is_ready[id], true) {
+                    left -= 1;
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err(StartError::Worker(
+                    "every worker stopped before all were ready (see the errors above)".into(),
+                ))
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                let missing: Vec<String> = (0..workers)
+                    .filter(|&i| !is_ready[i])
+                    .map(|i| match beats.cpu_split(i) {
+                        Some((user, system)) => format!(
+                            "{i} (its thread used {:.1} s user and {:.1} s system CPU)",
+                            user.as_secs_f64(),
+                            system.as_secs_f64()
+                        ),
+                        None => format!("{i} (its thread has not started)"),
+                    })
+                    .collect();
+                let elapsed = started.elapsed();
+                if elapsed >= READY_TIMEOUT {
+                    return Err(StartError::Worker(format!(
+                        "worker {} not ready after {} s",
+                        missing.join(", "),
+                        elapsed.as_secs()
+                    )));
+                }
+                log(
+                    cfg,
+                    LogLevel::Warnings,
+                    format_args!(
+                        "still waiting for worker {} to start, after {} s",
+                        missing.join(", "),
+                        elapsed.as_secs()
+                    ),
+                );
+                report += READY_REPORT;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -471,6 +542,12 @@ impl Server {
         }
         privileges::drop_to(cfg.user.as_deref(), cfg.group.as_deref())
             .map_err(StartError::Config)?;
+        if let Some(path) = &cfg.state {
+            state::check_writable(path).map_err(StartError::Config)?;
+        }
+        for w in cfg.interval_warnings() {
+            log(&cfg, LogLevel::Warnings, format_args!("{w}"));
+        }
         let cfg = Arc::new(cfg);
         let (state_tx, state_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
@@ -483,6 +560,7 @@ impl Server {
             tls: Mutex::new(tls),
             events: events.map(EventSink::new),
             state: cfg.state.is_some().then_some(state_tx),
+            beats: Arc::new(watchdog::Heartbeats::new(workers)),
         });
 
         let mut control = Vec::with_capacity(workers);
@@ -529,12 +607,11 @@ impl Server {
             handles.push(handle);
         }
         drop(ready_tx);
-        for _ in 0..workers {
-            if let Err(e) = ready_rx.recv_timeout(Duration::from_secs(120)) {
-                shared.shutdown.store(true, Ordering::Relaxed);
-                return Err(StartError::Worker(format!("not ready: {e}")));
-            }
+        if let Err(e) = wait_ready(&cfg, &shared.beats, &ready_rx, workers) {
+            shared.shutdown.store(true, Ordering::Relaxed);
+            return Err(e);
         }
+        let watchdog = watchdog::start(cfg.clone(), shared.beats.clone(), shared.shutdown.clone());
         let pick = |p: Proto| {
             bound
                 .endpoints
@@ -552,6 +629,7 @@ impl Server {
             .then(|| state::Saver::start(cfg.clone(), control.clone(), state_rx));
         Ok(Server {
             handles,
+            watchdog,
             shared,
             cfg,
             control,
@@ -588,8 +666,10 @@ impl Server {
     }
 
     /// Reads the allow and deny lists and the TLS certificate and key again
-    /// (what SIGHUP does). On any error nothing changes. Workers pick the new
-    /// ones up within a tick (250 ms); swarms are left as they are.
+    /// (what SIGHUP does). On any error nothing changes. Returns once every
+    /// worker has applied them (each does on its next tick, within 250 ms);
+    /// a worker that has not after 5 s is logged, and applies them when it
+    /// runs again. Swarms are left as they are.
     pub fn reload(&self) -> Result<(), String> {
         let (lists, tls) = load_files(&self.cfg)?;
         self.shared
@@ -598,8 +678,35 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner())
             .lists = Arc::new(lists);
         *self.shared.tls.lock().unwrap_or_else(|e| e.into_inner()) = tls;
-        self.shared.generation.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        let g = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let beats = &self.shared.beats;
+        let started = Instant::now();
+        loop {
+            let behind: Vec<usize> = (0..beats.workers())
+                .filter(|&i| beats.applied(i) < g)
+                .collect();
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() >= RELOAD_WAIT {
+                log(
+                    &self.cfg,
+                    LogLevel::Errors,
+                    format_args!(
+                        "reload: worker {behind:?} has not applied it after {} s; it will when it runs again",
+                        RELOAD_WAIT.as_secs()
+                    ),
+                );
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// What each worker's heartbeat says: whether it is stalled, and how
+    /// long since it last beat. Answers even when a worker is stuck.
+    pub fn health(&self) -> Vec<watchdog::WorkerHealth> {
+        self.shared.beats.health()
     }
 
     /// Asks every worker and gathers the answers (`None` if one is gone).
@@ -633,10 +740,12 @@ impl Server {
 
     /// The figures of `/stats.json` and `/metrics`, merged over the workers.
     pub fn stats(&self) -> Stats {
-        Stats::merge(
+        let mut s = Stats::merge(
             self.ask::<WorkerStats>(worker::Control::Stats)
                 .unwrap_or_default(),
-        )
+        );
+        s.health = self.health();
+        s
     }
 
     /// The event stream ([`ServerBuilder::events`]): a receiver of every
@@ -651,19 +760,24 @@ impl Server {
     }
 
     /// Waits until the workers stop (after [`Server::shutdown_flag`] is
-    /// set), then writes the state file when there is one.
-    pub fn wait(mut self) {
+    /// set), then writes the state file when there is one. An error says
+    /// why the swarms were not saved.
+    pub fn wait(mut self) -> Result<(), String> {
         for h in std::mem::take(&mut self.handles) {
             let _ = h.join();
         }
-        if let Some(saver) = self.saver.take() {
-            saver.finish();
+        if let Some(w) = self.watchdog.take() {
+            let _ = w.join();
+        }
+        match self.saver.take() {
+            Some(saver) => saver.finish(),
+            None => Ok(()),
         }
     }
 
     /// Stops the workers and waits for them (and the last state save).
-    pub fn shutdown(self) {
+    pub fn shutdown(self) -> Result<(), String> {
         self.shared.shutdown.store(true, Ordering::Relaxed);
-        self.wait();
+        self.wait()
     }
 }

@@ -175,25 +175,69 @@ fn write(path: &Path, parts: &[Vec<u8>]) -> std::io::Result<usize> {
     Ok(header.len() + parts.iter().map(Vec::len).sum::<usize>())
 }
 
-fn save(cfg: &ServerConfig, path: &Path, mut blobs: Vec<Blob>, started: Instant) {
+fn save(
+    cfg: &ServerConfig,
+    path: &Path,
+    mut blobs: Vec<Blob>,
+    started: Instant,
+) -> Result<(), String> {
     blobs.sort_by_key(|b| b.0);
     let parts: Vec<Vec<u8>> = blobs.into_iter().map(|b| b.1).collect();
     let torrents: usize = parts.iter().map(|p| records(p).count()).sum();
     match write(path, &parts) {
-        Ok(bytes) => log(
-            cfg,
-            LogLevel::Info,
-            format_args!(
-                "state: saved {torrents} torrents ({bytes} bytes) to {} in {} ms",
-                path.display(),
-                started.elapsed().as_millis()
-            ),
-        ),
-        Err(e) => log(
-            cfg,
-            LogLevel::Errors,
-            format_args!("state: cannot write {}: {e}", path.display()),
-        ),
+        Ok(bytes) => {
+            log(
+                cfg,
+                LogLevel::Info,
+                format_args!(
+                    "state: saved {torrents} torrents ({bytes} bytes) to {} in {} ms",
+                    path.display(),
+                    started.elapsed().as_millis()
+                ),
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let e = format!("state: cannot write {}: {e}", path.display());
+            log(cfg, LogLevel::Errors, format_args!("{e}"));
+            Err(e)
+        }
+    }
+}
+
+/// Checks, as the user the tracker runs as, that the state file can be
+/// written where it is named: a temporary file beside it is created and
+/// removed (what every save does), and an existing file must be writable.
+/// A tracker that could not save would lose every swarm at its next
+/// restart, so it refuses to start instead.
+pub(crate) fn check_writable(path: &Path) -> Result<(), String> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let who = {
+        // SAFETY: geteuid takes no arguments and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        format!("user id {uid}")
+    };
+    let refuse = |what: &Path, e: std::io::Error| {
+        format!(
+            "state file {}: cannot write {} as {who}: {e}; the swarms could not be saved. \
+             Name a --state file in a directory that user can write, or give it access",
+            path.display(),
+            what.display()
+        )
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| refuse(&tmp, e))?;
+    let _ = std::fs::remove_file(&tmp);
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(refuse(path, e)),
     }
 }
 
@@ -236,7 +280,8 @@ impl Saver {
                     drop(tx);
                     let blobs: Vec<Blob> = rx.iter().take(workers).collect();
                     if blobs.len() == workers {
-                        save(&c, &path, blobs, started);
+                        // A failure is logged; the next save tries again.
+                        let _ = save(&c, &path, blobs, started);
                     }
                 }
             })
@@ -252,8 +297,8 @@ impl Saver {
 
     /// Stops the periodic saves and writes the workers' last records (they
     /// have all stopped). A worker that never sent its records leaves the
-    /// previous file in place.
-    pub fn finish(mut self) {
+    /// previous file in place. An error says why the swarms were not saved.
+    pub fn finish(mut self) -> Result<(), String> {
         let _ = self.stop.send(());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -262,18 +307,16 @@ impl Saver {
         let blobs: Vec<Blob> = self.finals.try_iter().collect();
         let path = self.cfg.state.clone().expect("a state file");
         if blobs.len() == self.workers {
-            save(&self.cfg, &path, blobs, started);
+            save(&self.cfg, &path, blobs, started)
         } else {
-            log(
-                &self.cfg,
-                LogLevel::Errors,
-                format_args!(
-                    "state: only {} of {} workers handed in their swarms; {} keeps the last save",
-                    blobs.len(),
-                    self.workers,
-                    path.display()
-                ),
+            let e = format!(
+                "state: only {} of {} workers handed in their swarms; {} keeps the last save",
+                blobs.len(),
+                self.workers,
+                path.display()
             );
+            log(&self.cfg, LogLevel::Errors, format_args!("{e}"));
+            Err(e)
         }
     }
 }

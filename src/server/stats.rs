@@ -6,6 +6,7 @@
 //! request gathers one [`WorkerStats`] per worker over the mesh and merges
 //! them. Nothing here walks the peers.
 
+use super::watchdog::WorkerHealth;
 use crate::protocol::clients::ClientKey;
 use crate::swarm::Totals;
 use std::cell::Cell;
@@ -198,6 +199,9 @@ pub struct WorkerStats {
 pub struct Stats {
     pub workers: Vec<WorkerStats>,
     pub total: WorkerStats,
+    /// Every worker's heartbeat, stalled or not (also those missing from
+    /// `workers` because they did not answer).
+    pub health: Vec<WorkerHealth>,
 }
 
 impl Stats {
@@ -222,7 +226,11 @@ impl Stats {
             }
         }
         total.clients = clients.into_iter().collect();
-        Stats { workers, total }
+        Stats {
+            workers,
+            total,
+            health: Vec::new(),
+        }
     }
 
     /// Peers by client name, then version.
@@ -274,7 +282,8 @@ impl Stats {
             "peersWebSocket": t.peers_ws,
             "completed": t.completed,
             "clients": clients,
-            "workers": self.workers.len(),
+            "workers": self.health.len().max(self.workers.len()),
+            "stalledWorkers": self.stalled(),
             "requests": requests,
         })
         .to_string()
@@ -331,8 +340,26 @@ impl Stats {
                 );
             }
         }
-        h.push_str("</table>\n</body></html>\n");
+        h.push_str("</table>\n");
+        for w in self.health.iter().filter(|w| w.stalled) {
+            let _ = writeln!(
+                h,
+                "<p><strong>Worker {} is stalled:</strong> no heartbeat for {:.1} s; the requests it owns wait.</p>",
+                w.worker,
+                w.heartbeat_age.as_secs_f64()
+            );
+        }
+        h.push_str("</body></html>\n");
         h
+    }
+
+    /// The workers whose heartbeats stopped.
+    pub fn stalled(&self) -> Vec<usize> {
+        self.health
+            .iter()
+            .filter(|w| w.stalled)
+            .map(|w| w.worker)
+            .collect()
     }
 
     /// `/metrics`: Prometheus text format. Totals carry no `worker` label;
@@ -467,6 +494,32 @@ impl Stats {
                 );
             }
         }
+        let health: [(&str, &str, &str, fn(&WorkerHealth) -> String); 3] = [
+            (
+                "tracker_worker_stalled",
+                "gauge",
+                "1 while a worker has missed its heartbeats for 3 s or more (stuck, spinning or starved of CPU).",
+                |w| u8::from(w.stalled).to_string(),
+            ),
+            (
+                "tracker_worker_stalls_total",
+                "counter",
+                "Times a worker was found stalled.",
+                |w| w.stalls.to_string(),
+            ),
+            (
+                "tracker_worker_heartbeat_age_seconds",
+                "gauge",
+                "Seconds since a worker's last heartbeat (it beats every 0.25 s).",
+                |w| format!("{:.3}", w.heartbeat_age.as_secs_f64()),
+            ),
+        ];
+        for (name, kind, text, value) in health {
+            help(&mut m, name, kind, text);
+            for w in &self.health {
+                let _ = writeln!(m, "{name}{{worker=\"{}\"}} {}", w.worker, value(w));
+            }
+        }
         m
     }
 }
@@ -528,10 +581,27 @@ mod tests {
 
     #[test]
     fn prometheus_lines() {
-        let s = Stats::merge(vec![
+        let mut s = Stats::merge(vec![
             worker(0, 1, 2, b"-TR4060-"),
             worker(1, 0, 1, b"-TR4060-"),
         ]);
+        s.health = vec![
+            WorkerHealth {
+                worker: 0,
+                heartbeat_age: std::time::Duration::from_millis(120),
+                stalled: false,
+                stalls: 0,
+            },
+            WorkerHealth {
+                worker: 1,
+                heartbeat_age: std::time::Duration::from_millis(4250),
+                stalled: true,
+                stalls: 2,
+            },
+        ];
+        assert_eq!(s.stalled(), vec![1]);
+        assert!(s.json().contains("\"stalledWorkers\":[1]"), "{}", s.json());
+        assert!(s.html().contains("Worker 1 is stalled"));
         let m = s.prometheus();
         for line in [
             "tracker_requests_total{protocol=\"udp\",action=\"announce\"} 2",
@@ -540,6 +610,10 @@ mod tests {
             "tracker_seeders 1",
             "tracker_leechers 3",
             "tracker_worker_leechers{worker=\"1\"} 1",
+            "tracker_worker_stalled{worker=\"0\"} 0",
+            "tracker_worker_stalled{worker=\"1\"} 1",
+            "tracker_worker_stalls_total{worker=\"1\"} 2",
+            "tracker_worker_heartbeat_age_seconds{worker=\"1\"} 4.250",
             "tracker_completed_total 14",
             "# TYPE tracker_completed_total counter",
             "# TYPE tracker_torrents gauge",
@@ -549,7 +623,7 @@ mod tests {
         // Every sample line is `name{labels} value` or `name value`.
         for l in m.lines().filter(|l| !l.starts_with('#')) {
             let (_, v) = l.rsplit_once(' ').unwrap();
-            v.parse::<u64>().unwrap();
+            v.parse::<f64>().unwrap();
         }
     }
 

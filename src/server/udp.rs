@@ -4,6 +4,7 @@
 //! the request.
 
 use super::access::{FilterAction, FilterRequest};
+use super::logging::debug_request;
 use super::mesh;
 use super::stats::{Action, Protocol};
 use super::worker::Worker;
@@ -12,9 +13,9 @@ use crate::config::ServerConfig;
 use crate::mmsg::{RecvBatch, SendBatch};
 use crate::protocol::http::split_target;
 use crate::protocol::udp::{self, Request, ANNOUNCE_REPLY_HEADER, MAX_REPLY};
-use crate::protocol::{compact_v4, AnnounceRequest, InfoHash, Peers};
+use crate::protocol::{compact_v4, AnnounceRequest, InfoHash, Peers, ScrapeStats};
 use crate::swarm::{numwant, Want};
-use crate::swarm::{Ahead, Shard};
+use crate::swarm::{Ahead, Full, Shard};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -114,6 +115,7 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
         Ok(Request::Connect { transaction_id }) => {
             c.request(UDP, Action::Connect);
             c.response(UDP, Action::Connect);
+            debug_request!(w.cfg, UDP, "connect", src, None, "ok");
             udp::write_connect_reply(out, transaction_id, w.conn_ids.make(ip, now));
             true
         }
@@ -125,8 +127,19 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
             ..
         }) => {
             c.request(UDP, Action::Announce);
+            let trace = |outcome: std::fmt::Arguments<'_>| {
+                debug_request!(
+                    w.cfg,
+                    UDP,
+                    "announce",
+                    src,
+                    Some(&announce.info_hash),
+                    "{outcome}"
+                )
+            };
             if !w.conn_ids.check(connection_id, ip, now) {
                 c.error(UDP, Action::Announce);
+                trace(format_args!("dropped: unknown or expired connection id"));
                 return false;
             }
             if !w.open_access() {
@@ -143,6 +156,7 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
                 };
                 if let Some(reason) = w.refused(&r) {
                     c.error(UDP, Action::Announce);
+                    trace(format_args!("refused: {reason}"));
                     udp::write_error(out, transaction_id, &reason);
                     return true;
                 }
@@ -150,23 +164,7 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
             let owner = w.owner(&announce.info_hash);
             if owner == w.id {
                 let mut peers = w.peers.borrow_mut();
-                let mut shard = w.shard.borrow_mut();
-                let ok = announce_reply(
-                    &mut shard,
-                    &w.cfg,
-                    now,
-                    transaction_id,
-                    &announce,
-                    src,
-                    &mut peers,
-                    out,
-                );
-                if ok {
-                    c.response(UDP, Action::Announce);
-                    w.announced(&announce, Some(SocketAddr::new(ip, announce.port)), UDP);
-                } else {
-                    c.error(UDP, Action::Announce);
-                }
+                owner_announce(w, transaction_id, &announce, src, &mut peers, out);
                 return true;
             }
             let req = mesh::Request::UdpAnnounce {
@@ -184,19 +182,26 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
             info_hashes,
         }) => {
             c.request(UDP, Action::Scrape);
+            let first = info_hashes.first().map(|h| InfoHash(*h));
+            let trace = |outcome: std::fmt::Arguments<'_>| {
+                debug_request!(w.cfg, UDP, "scrape", src, first.as_ref(), "{outcome}")
+            };
             if !w.conn_ids.check(connection_id, ip, now) {
                 c.error(UDP, Action::Scrape);
+                trace(format_args!("dropped: unknown or expired connection id"));
                 return false;
             }
             if !w.open_access() {
                 let hashes: Vec<InfoHash> = info_hashes.iter().map(|h| InfoHash(*h)).collect();
                 if let Some(reason) = w.scrape_refused(&hashes, ip, UDP, b"", b"") {
                     c.error(UDP, Action::Scrape);
+                    trace(format_args!("refused: {reason}"));
                     udp::write_error(out, transaction_id, &reason);
                     return true;
                 }
             }
             c.response(UDP, Action::Scrape);
+            trace(format_args!("ok, {} info hashes", info_hashes.len()));
             if info_hashes
                 .iter()
                 .all(|h| InfoHash(*h).owner(w.workers) == w.id)
@@ -227,6 +232,7 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
         Err(e) => {
             c.request(UDP, Action::Other);
             c.error(UDP, Action::Other);
+            debug_request!(w.cfg, UDP, "invalid", src, None, "{}", e.kind.message());
             match e.header {
                 Some((cid, tid)) if w.conn_ids.check(cid, ip, now) => {
                     udp::write_error(out, tid, e.kind.message());
@@ -238,29 +244,27 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
     }
 }
 
-/// Applies an announce to `shard` (its owner's) and writes the UDP reply:
-/// peers of the packet's own address family, as many as fit one datagram.
-/// Returns false when the shard was full and the reply is an error.
-#[allow(clippy::too_many_arguments)]
-pub fn announce_reply(
-    shard: &mut Shard,
-    cfg: &ServerConfig,
-    now: u32,
-    transaction_id: u32,
-    a: &AnnounceRequest,
-    src: SocketAddr,
-    peers: &mut Peers,
-    out: &mut Vec<u8>,
-) -> bool {
-    let v6 = src.is_ipv6();
+/// What a UDP announce from `src` gets: peers of the packet's own address
+/// family, as many as fit one datagram.
+fn announce_want(cfg: &ServerConfig, a: &AnnounceRequest, v6: bool) -> Want {
     let fit = (MAX_REPLY - ANNOUNCE_REPLY_HEADER) / if v6 { 18 } else { 6 };
-    let want = Want {
+    Want {
         peers: numwant(a.numwant, cfg.numwant_default, cfg.numwant_max).min(fit),
         both_families: false,
         ids: false,
-    };
-    peers.clear();
-    match shard.announce(a, src.ip(), now, &want, peers) {
+    }
+}
+
+/// Writes the reply to an applied announce; false when it is an error.
+fn write_announce(
+    out: &mut Vec<u8>,
+    cfg: &ServerConfig,
+    transaction_id: u32,
+    r: &Result<ScrapeStats, Full>,
+    peers: &Peers,
+    v6: bool,
+) -> bool {
+    match r {
         Ok(stats) => {
             udp::write_announce_header(
                 out,
@@ -276,6 +280,47 @@ pub fn announce_reply(
             udp::write_error(out, transaction_id, full.message());
             false
         }
+    }
+}
+
+/// Applies an announce to `shard` (its owner's) and writes the UDP reply:
+/// peers of the packet's own address family, as many as fit one datagram.
+/// Returns false when the shard was full and the reply is an error. The
+/// workers run [`owner_announce`], which records the result as well; this
+/// is the same work without a worker, for benchmarks.
+#[allow(clippy::too_many_arguments)]
+pub fn announce_reply(
+    shard: &mut Shard,
+    cfg: &ServerConfig,
+    now: u32,
+    transaction_id: u32,
+    a: &AnnounceRequest,
+    src: SocketAddr,
+    peers: &mut Peers,
+    out: &mut Vec<u8>,
+) -> bool {
+    let v6 = src.is_ipv6();
+    peers.clear();
+    let r = shard.announce(a, src.ip(), now, &announce_want(cfg, a, v6), peers);
+    write_announce(out, cfg, transaction_id, &r, peers, v6)
+}
+
+/// Applies a UDP announce on the worker that owns it, received here or
+/// forwarded alike, counts it, and writes the reply to `out`.
+pub(crate) fn owner_announce(
+    w: &Worker,
+    transaction_id: u32,
+    a: &AnnounceRequest,
+    src: SocketAddr,
+    peers: &mut Peers,
+    out: &mut Vec<u8>,
+) {
+    let v6 = src.is_ipv6();
+    let r = w.apply_announce(a, src.ip(), &announce_want(&w.cfg, a, v6), peers, UDP);
+    if write_announce(out, &w.cfg, transaction_id, &r, peers, v6) {
+        w.counters.response(UDP, Action::Announce);
+    } else {
+        w.counters.error(UDP, Action::Announce);
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::access::{Access, FilterAction, FilterRequest};
 use super::events::{PeerEvent, ServerEvent};
+use super::logging::debug_request;
 use super::mesh::{Reply, Request};
 use super::stats::{Counters, Protocol, Stats, WorkerStats};
 use super::Shared;
@@ -9,7 +10,7 @@ use super::{http, log, udp, ws};
 use crate::config::{LogLevel, ServerConfig};
 use crate::protocol::udp::ConnectionIds;
 use crate::protocol::{AnnounceRequest, InfoHash, Peers, ScrapeStats};
-use crate::swarm::{Shard, TorrentInfo};
+use crate::swarm::{Shard, TorrentInfo, Want};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::net::{TcpListener, UdpSocket};
@@ -41,6 +42,8 @@ pub(crate) enum Control {
     /// The shard's state records.
     Save(crossbeam_channel::Sender<super::state::Blob>),
 }
+/// How long `/stats` and `/metrics` wait for the other workers' figures.
+const STATS_WAIT: Duration = Duration::from_secs(1);
 /// Ticks for one full sweep of a shard (one minute).
 const SWEEP_TICKS: usize = 240;
 
@@ -203,17 +206,25 @@ impl Worker {
         }
     }
 
-    /// Every worker's figures, merged.
+    /// Every worker's figures, merged, with every worker's health. A worker
+    /// that does not answer within [`STATS_WAIT`] (it is stalled) is left
+    /// out of the figures; its health says so.
     pub async fn stats(&self) -> Stats {
         let mut all = vec![self.own_stats()];
+        let deadline = Instant::now() + STATS_WAIT;
         for owner in (0..self.workers).filter(|&o| o != self.id) {
-            if let Some(Reply::Stats { stats, .. }) =
-                self.call(owner, |token| Request::Stats { token }).await
-            {
+            let ask = async { self.call(owner, |token| Request::Stats { token }).await };
+            let give_up = async {
+                glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+                None
+            };
+            if let Some(Reply::Stats { stats, .. }) = futures_lite::future::or(ask, give_up).await {
                 all.push(*stats);
             }
         }
-        Stats::merge(all)
+        let mut s = Stats::merge(all);
+        s.health = self.shared.beats.health();
+        s
     }
 
     /// Registers a WebSocket connection's outgoing queue; returns its id.
@@ -322,6 +333,56 @@ impl Worker {
         }
     }
 
+    /// Applies a UDP or HTTP announce this worker owns, received here or
+    /// forwarded alike: the one place its result is recorded (the event
+    /// stream, the debug line). `peers` is cleared, then gets the peers for
+    /// the reply.
+    pub fn apply_announce(
+        &self,
+        a: &AnnounceRequest,
+        ip: IpAddr,
+        want: &Want,
+        peers: &mut Peers,
+        p: Protocol,
+    ) -> Result<ScrapeStats, crate::swarm::Full> {
+        peers.clear();
+        let r = self
+            .shard
+            .borrow_mut()
+            .announce(a, ip, self.now(), want, peers);
+        let from = SocketAddr::new(ip, a.port);
+        let hash = Some(&a.info_hash);
+        match &r {
+            Ok(s) => {
+                self.announced(a, Some(from), p);
+                debug_request!(
+                    self.cfg,
+                    p,
+                    "announce",
+                    from,
+                    hash,
+                    "ok, event {:?}, {} seeders {} leechers, {} peers",
+                    a.event.as_str(),
+                    s.complete,
+                    s.incomplete,
+                    peers.v4.len() / 6 + peers.v6.len() / 18
+                );
+            }
+            Err(full) => {
+                debug_request!(
+                    self.cfg,
+                    p,
+                    "announce",
+                    from,
+                    hash,
+                    "refused: {}",
+                    full.message()
+                )
+            }
+        }
+        r
+    }
+
     /// Tells the event stream about an announce this worker applied.
     #[inline]
     pub fn announced(&self, a: &AnnounceRequest, addr: Option<SocketAddr>, p: Protocol) {
@@ -370,6 +431,7 @@ impl Worker {
         let now = clock(self.started);
         self.now.set(now);
         self.refresh();
+        self.shared.beats.beat(self.id, self.generation.get());
         let mut shard = self.shard.borrow_mut();
         let budget = shard.torrents() / SWEEP_TICKS + 64;
         shard.sweep(now, budget);
@@ -385,29 +447,7 @@ impl Worker {
                 src,
             } => {
                 out.clear();
-                let now = self.now();
-                let ok = udp::announce_reply(
-                    &mut self.shard.borrow_mut(),
-                    &self.cfg,
-                    now,
-                    transaction_id,
-                    &announce,
-                    src,
-                    peers,
-                    out,
-                );
-                if ok {
-                    self.counters
-                        .response(Protocol::Udp, super::stats::Action::Announce);
-                    self.announced(
-                        &announce,
-                        Some(SocketAddr::new(src.ip(), announce.port)),
-                        Protocol::Udp,
-                    );
-                } else {
-                    self.counters
-                        .error(Protocol::Udp, super::stats::Action::Announce);
-                }
+                udp::owner_announce(self, transaction_id, &announce, src, peers, out);
                 udp::send(self, out, src).await;
                 return;
             }
@@ -418,17 +458,7 @@ impl Worker {
                 want,
             } => {
                 let mut peers = Peers::default();
-                let stats =
-                    self.shard
-                        .borrow_mut()
-                        .announce(&announce, ip, self.now(), &want, &mut peers);
-                if stats.is_ok() {
-                    self.announced(
-                        &announce,
-                        Some(SocketAddr::new(ip, announce.port)),
-                        Protocol::Http,
-                    );
-                }
+                let stats = self.apply_announce(&announce, ip, &want, &mut peers, Protocol::Http);
                 Reply::Announce {
                     token,
                     stats,
@@ -514,6 +544,7 @@ pub(crate) async fn run(start: Start) {
         seed,
         ready,
     } = start;
+    shared.beats.started(id);
     let (req_tx, mut req_rx, rep_tx, mut rep_rx) = if workers > 1 {
         let (Ok((a, b)), Ok((c, d))) = (requests.join().await, replies.join().await) else {
             log(
@@ -620,6 +651,7 @@ pub(crate) async fn run(start: Start) {
         })
         .detach();
     }
+    w.shared.beats.beat(id, w.generation.get());
     let _ = ready.send(id);
     while !w.shared.shutdown.load(Ordering::Relaxed) {
         glommio::timer::sleep(TICK).await;

@@ -8,6 +8,7 @@
 //! workers travel over the mesh to the worker that holds their connection.
 
 use super::access::{FilterAction, FilterRequest};
+use super::logging::debug_request;
 use super::mesh::{Reply, Request};
 use super::stats::{Action, Protocol};
 use super::tls::Conn as Stream;
@@ -355,20 +356,41 @@ async fn handle(
     let conn = from.conn;
     let (path, query) = split_target(from.target);
     let c = &w.counters;
+    let ip = from.ip;
     let reply = match wire::parse(text) {
         Err(e) => {
             c.request(WS, Action::Other);
             c.error(WS, Action::Other);
+            debug_request!(
+                w.cfg,
+                WS,
+                e.action.unwrap_or("invalid"),
+                ip,
+                e.info_hash.as_ref(),
+                "refused: {}",
+                e.reason
+            );
             wire::error_reply(&e)
         }
         Ok(WsRequest::Scrape(mut hashes)) => {
             c.request(WS, Action::Scrape);
             hashes.truncate(w.cfg.limits.max_scrape_hashes);
+            let first = hashes.first().copied();
             if let Some(reason) = w.scrape_refused(&hashes, from.ip, WS, path, query) {
                 c.error(WS, Action::Scrape);
-                return send_refusal(ws, &reason, "scrape", hashes.first().copied());
+                debug_request!(w.cfg, WS, "scrape", ip, first.as_ref(), "refused: {reason}");
+                return send_refusal(ws, &reason, "scrape", first);
             }
             c.response(WS, Action::Scrape);
+            debug_request!(
+                w.cfg,
+                WS,
+                "scrape",
+                ip,
+                first.as_ref(),
+                "ok, {} info hashes",
+                hashes.len()
+            );
             if hashes.is_empty() {
                 if !w.cfg.full_scrape {
                     return send_error(ws, "full scrape is disabled: name an info_hash", None);
@@ -395,6 +417,7 @@ async fn handle(
             };
             if let Some(reason) = w.refused(&r) {
                 c.error(WS, Action::Announce);
+                debug_request!(w.cfg, WS, "announce", ip, Some(&hash), "refused: {reason}");
                 return send_refusal(ws, &reason, "announce", Some(hash));
             }
             let joins =
@@ -423,9 +446,29 @@ async fn handle(
                 Ok(s) => s,
                 Err(full) => {
                     c.error(WS, Action::Announce);
+                    debug_request!(
+                        w.cfg,
+                        WS,
+                        "announce",
+                        ip,
+                        Some(&hash),
+                        "refused: {}",
+                        full.message()
+                    );
                     return send_refusal(ws, full.message(), "announce", Some(hash));
                 }
             };
+            debug_request!(
+                w.cfg,
+                WS,
+                if answer_only { "answer" } else { "announce" },
+                ip,
+                Some(&hash),
+                "ok, event {:?}, {} seeders {} leechers",
+                event.as_str(),
+                stats.complete,
+                stats.incomplete
+            );
             if joins {
                 joined.push((hash, peer));
             } else if event == Event::Stopped && !answer_only {

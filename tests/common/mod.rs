@@ -5,13 +5,93 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a tracker may take to say it listens before the test fails with
+/// what it saw (a start takes milliseconds; this leaves room for a loaded
+/// machine and fails long before the tracker's own 60 s limit).
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a tracker has written so far, line by line (standard error, where
+/// it logs, and standard output), shared with the threads that read it.
+#[derive(Default)]
+struct Output {
+    lines: Mutex<(Vec<String>, usize)>,
+    more: Condvar,
+}
+
+impl Output {
+    /// Reads `from` to its end on a thread of its own, so the tracker never
+    /// blocks on a full pipe.
+    fn drain(self: &Arc<Self>, from: impl Read + Send + 'static) {
+        let out = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(from).lines() {
+                let Ok(line) = line else { break };
+                out.lines.lock().unwrap().0.push(line);
+                out.more.notify_all();
+            }
+            out.lines.lock().unwrap().1 += 1;
+            out.more.notify_all();
+        });
+    }
+
+    /// Waits until `done` holds for the lines (or both pipes closed, or
+    /// `timeout`); returns whether it held, and the lines.
+    fn wait(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[String]) -> bool,
+    ) -> (bool, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.lines.lock().unwrap();
+        loop {
+            if done(&g.0) {
+                return (true, g.0.clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if g.1 == 2 || left.is_zero() {
+                return (false, g.0.clone());
+            }
+            g = self.more.wait_timeout(g, left).unwrap().0;
+        }
+    }
+}
+
+/// A log line of the tracker: `2026-12-01T15:07:01.123Z LEVEL message`.
+/// Returns the level and the message; panics on a line of another form.
+pub fn parse_log_line(line: &str) -> (&str, &str) {
+    let mut parts = line.splitn(3, ' ');
+    let (Some(time), Some(level), Some(msg)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("not a log line: {line:?}");
+    };
+    let t = time.as_bytes();
+    assert!(
+        t.len() == 24 && t[4] == b'-' && t[10] == b'T' && t[19] == b'.' && t[23] == b'Z',
+        "not an RFC 3339 UTC time with milliseconds in {line:?}"
+    );
+    assert!(
+        ["ERROR", "WARN", "INFO", "DEBUG"].contains(&level),
+        "no level in {line:?}"
+    );
+    (level, msg)
+}
+
+/// The messages of a tracker's log lines (every line must be one).
+pub fn log_messages(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| parse_log_line(l).1.to_string())
+        .collect()
+}
 
 /// A tracker process; killed (by its own PID) when dropped.
 pub struct Tracker {
     child: Child,
     pub port: u16,
-    pub stdout: Vec<String>,
+    /// The messages of its listening lines.
+    pub listening: Vec<String>,
+    output: Arc<Output>,
 }
 
 impl Tracker {
@@ -31,6 +111,10 @@ impl Tracker {
         Tracker::start_with(&args)
     }
 
+    /// Starts the tracker with `args` and waits (at most [`START_TIMEOUT`])
+    /// for its listening lines. A tracker that exits or does not listen in
+    /// time fails the test with everything it wrote, and for a hung start
+    /// the CPU time each of its threads used.
     pub fn start_with(args: &[&str]) -> Tracker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bittorrent-tracker"))
             .args(args)
@@ -38,40 +122,47 @@ impl Tracker {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start bittorrent-tracker");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut stdout = Vec::new();
+        let output = Arc::new(Output::default());
+        output.drain(child.stdout.take().unwrap());
+        output.drain(child.stderr.take().unwrap());
         // One listening line per protocol that starts: all three without a protocol flag.
         let flags = ["--http", "--udp", "--ws"];
         let any = flags.iter().any(|f| args.contains(f));
         let want = flags.iter().filter(|f| !any || args.contains(f)).count();
-        let mut port = 0;
-        while stdout.len() < want {
-            let mut line = String::new();
-            if out.read_line(&mut line).unwrap() == 0 {
-                let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                panic!("tracker exited early: {stdout:?} {err}");
+        let listening_lines = |lines: &[String]| -> Vec<String> {
+            lines
+                .iter()
+                .filter(|l| l.contains(" server listening on "))
+                .map(|l| parse_log_line(l).1.to_string())
+                .collect()
+        };
+        let (ok, lines) = output.wait(START_TIMEOUT, |l| listening_lines(l).len() >= want);
+        if !ok {
+            let threads = thread_cpu(child.id());
+            let exited = child.try_wait().ok().flatten();
+            let _ = child.kill();
+            let _ = child.wait();
+            match exited {
+                Some(status) => panic!("tracker {args:?} exited early ({status}):\n{}", lines.join("\n")),
+                None => panic!(
+                    "tracker {args:?} did not listen within {} s; its threads' CPU time: {threads}; it wrote:\n{}",
+                    START_TIMEOUT.as_secs(),
+                    lines.join("\n")
+                ),
             }
-            let line = line.trim_end().to_string();
-            port = line
-                .rsplit(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .expect("port in the listening line");
-            stdout.push(line);
         }
-        // Keep draining stdout so the tracker never blocks on a full pipe.
-        std::thread::spawn(move || for _ in out.lines() {});
+        let listening = listening_lines(&lines);
+        let port = listening[0]
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("port in the listening line");
         Tracker {
             child,
             port,
-            stdout,
+            listening,
+            output,
         }
     }
 
@@ -87,9 +178,45 @@ impl Tracker {
         format!("[::1]:{}", self.port).parse().unwrap()
     }
 
-    /// Sends SIGHUP: the tracker reloads its lists and certificate.
+    /// Every line the tracker has written so far.
+    pub fn log(&self) -> Vec<String> {
+        self.output.lines.lock().unwrap().0.clone()
+    }
+
+    /// Waits (at most `timeout`) for a line after the first `after` lines
+    /// that contains `text`; fails the test with the log if none comes.
+    pub fn wait_for_log(&self, after: usize, text: &str, timeout: Duration) -> String {
+        let (ok, lines) = self
+            .output
+            .wait(timeout, |l| l.iter().skip(after).any(|l| l.contains(text)));
+        assert!(
+            ok,
+            "no log line with {text:?} within {timeout:?}; the log:\n{}",
+            lines.join("\n")
+        );
+        lines
+            .into_iter()
+            .skip(after)
+            .find(|l| l.contains(text))
+            .unwrap()
+    }
+
+    /// Sends SIGHUP and waits until the tracker says every worker reloaded
+    /// its lists and certificate.
     pub fn hup(&self) {
+        let mark = self.log().len();
         signal(self.child.id(), libc::SIGHUP);
+        self.wait_for_log(mark, "(SIGHUP)", Duration::from_secs(20));
+    }
+
+    /// Sends SIGTERM, waits, and returns the exit status and everything the
+    /// tracker wrote.
+    pub fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        signal(self.child.id(), libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        // Both pipes close when it exits: every line is in.
+        let (_, lines) = self.output.wait(Duration::from_secs(10), |_| false);
+        (status, lines)
     }
 
     /// Sends SIGTERM and waits; returns the exit status.
@@ -97,6 +224,34 @@ impl Tracker {
         signal(self.child.id(), libc::SIGTERM);
         self.child.wait().unwrap()
     }
+}
+
+/// Each thread of process `pid` with the CPU time it used:
+/// `tracker-0 36.00 s user + 0.20 s system (state R), ...`.
+fn thread_cpu(pid: u32) -> String {
+    let hz = 100.0; // USER_HZ on Linux
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "unknown (the process is gone)".into();
+    };
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let tick = |i: usize| f[i].parse::<u64>().unwrap_or(0) as f64 / hz;
+        out.push(format!(
+            "{name} {:.2} s user + {:.2} s system (state {})",
+            tick(11),
+            tick(12),
+            f[0]
+        ));
+    }
+    out.join(", ")
 }
 
 /// The value of one line of `/proc/PID/status` (`key` without its colon),
@@ -429,4 +584,31 @@ pub fn closed(s: &mut TcpStream) -> bool {
         Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
         Ok(_) => false,
     }
+}
+
+/// A WebSocket client connection to a tracker.
+pub type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
+
+/// Opens a WebSocket connection to `t` at `path` (reads time out after 5 s).
+pub fn ws_open(t: &Tracker, path: &str) -> Ws {
+    let (ws, _) = tungstenite::connect(format!("ws://127.0.0.1:{}{path}", t.port)).unwrap();
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    ws
+}
+
+/// Sends one message and returns the next text message, parsed.
+pub fn ws_call(ws: &mut Ws, v: serde_json::Value) -> serde_json::Value {
+    ws.send(tungstenite::Message::text(v.to_string())).unwrap();
+    loop {
+        if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+/// Bytes as a WebTorrent binary string (one char per byte).
+pub fn binary(b: &[u8]) -> String {
+    b.iter().map(|&c| c as char).collect()
 }
