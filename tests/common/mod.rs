@@ -78,6 +78,34 @@ pub fn parse_log_line(line: &str) -> (&str, &str) {
     (level, msg)
 }
 
+/// A log line's time, in milliseconds since 1970 (UTC).
+pub fn log_time_ms(line: &str) -> u64 {
+    let t = &line[..24];
+    let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().expect("digits in the log time");
+    // Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
+    let (y, m, d) = (n(0..4) - (n(5..7) <= 2) as i64, n(5..7), n(8..10));
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let ms = ((days * 24 + n(11..13)) * 60 + n(14..16)) * 60_000 + n(17..19) * 1000 + n(20..23);
+    ms as u64
+}
+
+#[test]
+fn log_times_are_epoch_milliseconds() {
+    assert_eq!(log_time_ms("1970-01-01T00:00:01.002Z INFO x"), 1002);
+    assert_eq!(
+        log_time_ms("2026-12-01T15:18:26.919Z INFO x"),
+        1_796_138_306_919
+    );
+    assert_eq!(
+        log_time_ms("2028-03-01T00:00:00.000Z I") - log_time_ms("2028-02-28T23:59:59.999Z I"),
+        86_400_001,
+        "a leap day between"
+    );
+}
+
 /// The messages of a tracker's log lines (every line must be one).
 pub fn log_messages(text: &str) -> Vec<String> {
     text.lines()

@@ -1325,7 +1325,13 @@ impl LocalExecutor {
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
-                break;
+                // bittorrent-tracker: a latency-ring completion that came
+                // before any queue ran (this executor's own eventfd read, or
+                // the preemption timer after a long deschedule) must not make
+                // the executor look idle: `run` would park it with runnable
+                // tasks, asleep until something writes its eventfd, which
+                // may be never (PATCHED.md).
+                return ran || !self.queues.borrow().active_executors.is_empty();
             }
             if !self.run_one_task_queue() {
                 return false;
