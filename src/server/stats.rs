@@ -494,7 +494,14 @@ impl Stats {
                 );
             }
         }
-        let health: [(&str, &str, &str, fn(&WorkerHealth) -> String); 3] = [
+        // Name, type, help, and the sample of one worker.
+        type HealthMetric = (
+            &'static str,
+            &'static str,
+            &'static str,
+            fn(&WorkerHealth) -> String,
+        );
+        let health: [HealthMetric; 3] = [
             (
                 "tracker_worker_stalled",
                 "gauge",
