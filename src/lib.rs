@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod mmsg;
 pub mod protocol;
+pub mod rng;
 pub mod server;
 pub mod swarm;
 

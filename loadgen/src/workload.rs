@@ -2,7 +2,7 @@
 //! cycle, and the mix of request types.
 
 use bittorrent_tracker::protocol::{AnnounceRequest, Event, InfoHash, PeerId};
-use bittorrent_tracker::swarm::Rng;
+use bittorrent_tracker::rng::Rng;
 use clap::Args;
 
 /// What the simulated peers do. Shared by every protocol.

@@ -8,7 +8,7 @@
 //! then a slot, then the entry), and a batch can fetch all of its slots,
 //! then all of its entries, ahead of the work.
 
-use super::table::prefetch;
+use super::hashing::prefetch;
 
 /// Positions by key hash: open addressing over `2^bits` 4-byte slots with
 /// linear probing, at most three quarters used. A slot holds position + 1

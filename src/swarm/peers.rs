@@ -5,7 +5,7 @@
 //! one swap across the boundary.
 
 use super::index::Index;
-use super::table::{hash_of, prefetch};
+use super::hashing::{hash_of, prefetch};
 use crate::protocol::PeerId;
 use std::ops::Range;
 

@@ -19,7 +19,8 @@
 //! peers are not kept: their connections end with the process.
 
 use super::peers::PeerList;
-use super::{Arrival, Body, Shard, Torrent, Want};
+use super::torrent::{Arrival, Body, Torrent};
+use super::{Shard, Want};
 use crate::protocol::clients::ClientKey;
 use crate::protocol::{InfoHash, PeerId, Peers};
 
@@ -392,7 +393,7 @@ impl Shard {
                 id: self.keep_ids.then(|| id.unwrap_or_default()),
                 client,
             };
-            self.arrive(at, super::peer_addr(addr), &a, &want, &mut none);
+            self.arrive(at, super::views::peer_addr(addr), &a, &want, &mut none);
             n += 1;
         }
         let t = self.torrents.get_mut(at);

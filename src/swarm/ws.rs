@@ -3,7 +3,7 @@
 //! connection lives. They see only each other, but count in the swarm's
 //! `complete` and `incomplete` like everyone else.
 
-use super::Rng;
+use crate::rng::Rng;
 use crate::protocol::PeerId;
 
 /// Where a WebSocket peer's connection lives: its worker and its id there.
