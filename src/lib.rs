@@ -8,6 +8,8 @@
 //! - [`mmsg`]: batched datagram I/O (recvmmsg/sendmmsg), for the server and
 //!   the load generator.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod client;
 pub mod config;
 pub mod mmsg;

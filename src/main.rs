@@ -1,5 +1,7 @@
 //! The `bittorrent-tracker` command.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use bittorrent_tracker::client;
 use bittorrent_tracker::config::{Cli, Command, LogLevel};
 use bittorrent_tracker::server::logging;

@@ -17,11 +17,12 @@ pub struct RecvBatch {
 
 impl RecvBatch {
     pub fn new(n: usize) -> RecvBatch {
-        // SAFETY: sockaddr_storage and mmsghdr are plain data; all-zero is valid.
         let mut b = RecvBatch {
             bufs: vec![[0u8; MTU]; n],
+            // SAFETY: sockaddr_storage is plain data; all-zero is valid.
             addrs: vec![unsafe { std::mem::zeroed() }; n],
             iov: Vec::with_capacity(n),
+            // SAFETY: mmsghdr is plain data (null pointers, zero lengths).
             msgs: vec![unsafe { std::mem::zeroed() }; n],
             len: 0,
         };

@@ -1,6 +1,8 @@
 //! `tracker-loadgen`: drives a BitTorrent tracker with a realistic workload and
 //! reports what it answered, or compares several trackers side by side.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod compare;
 mod floor;
 mod http;

@@ -11,6 +11,7 @@ fn name(s: &str) -> Result<CString, String> {
 /// The uid and primary gid of a user, by name or number.
 fn user(spec: &str) -> Result<(libc::uid_t, libc::gid_t), String> {
     let c = name(spec)?;
+    // SAFETY: passwd is plain data (null pointers, zero ids); getpwnam_r fills it.
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut out: *mut libc::passwd = std::ptr::null_mut();
@@ -31,6 +32,7 @@ fn user(spec: &str) -> Result<(libc::uid_t, libc::gid_t), String> {
 /// The gid of a group, by name or number.
 fn group(spec: &str) -> Result<libc::gid_t, String> {
     let c = name(spec)?;
+    // SAFETY: group is plain data (null pointers, zero id); getgrnam_r fills it.
     let mut gr: libc::group = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut out: *mut libc::group = std::ptr::null_mut();
