@@ -22,6 +22,7 @@ pub use config::ServerConfig;
 pub use protocol::{AnnounceRequest, Event, InfoHash, PeerId, ScrapeStats};
 pub use server::access::{FilterAction, FilterRequest};
 pub use server::events::{PeerEvent, ServerEvent};
-pub use server::stats::{Protocol, Stats};
+pub use protocol::Protocol;
+pub use server::stats::Stats;
 pub use server::{Server, ServerBuilder, StartError};
 pub use swarm::{PeerInfo, TorrentInfo};

@@ -3,8 +3,7 @@
 
 mod common;
 use bittorrent_tracker::server::events::PeerEvent;
-use bittorrent_tracker::server::stats::Protocol;
-use bittorrent_tracker::{InfoHash, PeerId, Server};
+use bittorrent_tracker::{InfoHash, PeerId, Protocol, Server};
 use common::*;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -235,6 +235,26 @@ pub fn compact_v6(ip: std::net::Ipv6Addr, port: u16) -> [u8; 18] {
     out
 }
 
+/// Which of the tracker's protocols (fronts) a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Udp,
+    Http,
+    Ws,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::Udp, Protocol::Http, Protocol::Ws];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Http => "http",
+            Protocol::Ws => "ws",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

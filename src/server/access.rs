@@ -6,7 +6,7 @@
 //! the shared copy and bumps a generation number that workers look at on
 //! their tick, so no request ever takes a lock.
 
-use super::stats::Protocol;
+use crate::protocol::Protocol;
 use crate::protocol::{InfoHash, PeerId};
 use std::collections::HashSet;
 use std::net::IpAddr;

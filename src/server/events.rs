@@ -2,7 +2,7 @@
 //! `start`, `complete`, `update` and `stop`, on a bounded crossbeam channel.
 //! A full channel never slows a worker: the event is dropped and counted.
 
-use super::stats::Protocol;
+use crate::protocol::Protocol;
 use crate::protocol::{AnnounceRequest, Event, InfoHash, PeerId};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

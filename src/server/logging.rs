@@ -2,7 +2,7 @@
 //! on standard error: `2026-12-01T15:07:01.123Z INFO message`. A line is
 //! written with one system call, so lines of different workers never mix.
 
-use super::stats::Protocol;
+use crate::protocol::Protocol;
 use crate::config::{LogLevel, ServerConfig};
 use crate::protocol::InfoHash;
 use std::fmt::{self, Write as _};

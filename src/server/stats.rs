@@ -8,30 +8,11 @@
 
 use super::watchdog::WorkerHealth;
 use crate::protocol::clients::ClientKey;
+use crate::protocol::Protocol;
 use crate::swarm::Totals;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// The protocol a request came in on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Udp,
-    Http,
-    Ws,
-}
-
-impl Protocol {
-    pub const ALL: [Protocol; 3] = [Protocol::Udp, Protocol::Http, Protocol::Ws];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Udp => "udp",
-            Protocol::Http => "http",
-            Protocol::Ws => "ws",
-        }
-    }
-}
 
 /// What a request asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -6,7 +6,8 @@
 use super::access::{FilterAction, FilterRequest};
 use super::logging::debug_request;
 use super::mesh;
-use super::stats::{Action, Protocol};
+use super::stats::Action;
+use crate::protocol::Protocol;
 use super::worker::Worker;
 use super::{log, LogLevel};
 use crate::config::ServerConfig;

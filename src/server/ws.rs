@@ -10,7 +10,8 @@
 use super::access::{FilterAction, FilterRequest};
 use super::logging::debug_request;
 use super::mesh::{Reply, Request};
-use super::stats::{Action, Protocol};
+use super::stats::Action;
+use crate::protocol::Protocol;
 use super::tls::Conn as Stream;
 use super::worker::Worker;
 use crate::protocol::http::split_target;
