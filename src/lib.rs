@@ -19,10 +19,10 @@ pub mod server;
 pub mod swarm;
 
 pub use config::ServerConfig;
+pub use protocol::Protocol;
 pub use protocol::{AnnounceRequest, Event, InfoHash, PeerId, ScrapeStats};
 pub use server::access::{FilterAction, FilterRequest};
 pub use server::events::{PeerEvent, ServerEvent};
-pub use protocol::Protocol;
 pub use server::stats::Stats;
 pub use server::{Server, ServerBuilder, StartError};
 pub use swarm::{PeerInfo, TorrentInfo};

@@ -5,7 +5,7 @@ use bittorrent_tracker::protocol::{bencode, http};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = bittorrent_tracker::server::http_check_request(data);
+    let _ = bittorrent_tracker::protocol::head::check_request(data);
     let _ = http::parse_announce(data);
     let mut hashes = Vec::new();
     let _ = http::parse_scrape(data, 256, &mut hashes);

@@ -5,6 +5,7 @@
 
 pub mod bencode;
 pub mod clients;
+pub mod head;
 pub mod http;
 pub mod udp;
 pub mod ws;

@@ -7,12 +7,15 @@ use super::access::{FilterAction, FilterRequest};
 use super::logging::debug_request;
 use super::mesh::{Reply, Request};
 use super::stats::Action;
-use crate::protocol::Protocol;
 use super::tls::{self, Conn};
 use super::worker::Worker;
 use super::{log, ws, LogLevel};
 use crate::config::ServerConfig;
+use crate::protocol::head::{
+    inspect, write_error, write_head, write_status, Head, Status, MAX_BODY, MAX_HEADERS,
+};
 use crate::protocol::http::{self as wire, HttpAnnounce, ReplyForm};
+use crate::protocol::Protocol;
 use crate::protocol::{bencode, canonical_ip, InfoHash, Peers, ScrapeStats};
 use crate::swarm::{numwant, Want};
 use crate::swarm::{Full, Shard};
@@ -22,13 +25,8 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Largest request body accepted (and ignored: trackers take GETs).
-pub const MAX_BODY: usize = 8 * 1024;
 /// Bytes a connection starts with for reading requests.
 const FIRST_BUFFER: usize = 2 * 1024;
-/// Most headers in one request.
-pub const MAX_HEADERS: usize = 64;
-const NOT_ALLOWED: &str = "405 Method Not Allowed";
 const HTTP: Protocol = Protocol::Http;
 /// Pipelined replies are flushed once this many bytes are waiting.
 const FLUSH_AT: usize = 64 * 1024;
@@ -55,132 +53,6 @@ pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
             }
         }
     }
-}
-
-/// What a request's headers say about how to handle it.
-struct Head {
-    keep_alive: bool,
-    http10: bool,
-    body: usize,
-    forwarded: Option<Result<IpAddr, ()>>,
-    /// `Upgrade: websocket`.
-    websocket: bool,
-    /// `Accept` names `application/json`.
-    json: bool,
-}
-
-/// The pure part of reading one request: the head parsed and checked, and
-/// the target's query read as an announce or a scrape. For the fuzzers;
-/// returns the status the server would answer with.
-#[doc(hidden)]
-pub fn check_request(bytes: &[u8]) -> &'static str {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(bytes) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return "partial",
-        Err(_) => return "400 Bad Request",
-    }
-    if let Err(status) = inspect(&req) {
-        return status;
-    }
-    let (path, query) = wire::split_target(req.path.unwrap_or("/").as_bytes());
-    if path.starts_with(b"/scrape") {
-        let mut hashes = Vec::new();
-        let _ = wire::parse_scrape(query, 256, &mut hashes);
-    } else {
-        let _ = wire::parse_announce(query);
-    }
-    "200 OK"
-}
-
-/// What the headers say, or the status that refuses the request.
-fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, &'static str> {
-    let http10 = req.version == Some(0);
-    let mut head = Head {
-        keep_alive: !http10,
-        http10,
-        body: 0,
-        forwarded: None,
-        websocket: false,
-        json: false,
-    };
-    for h in req.headers.iter() {
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
-            for token in h.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    head.keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    head.keep_alive = true;
-                }
-            }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            let n: usize = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .ok_or("400 Bad Request")?;
-            if n > MAX_BODY {
-                return Err("413 Payload Too Large");
-            }
-            head.body = n;
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            return Err("400 Bad Request");
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
-            head.websocket = h.value.trim_ascii().eq_ignore_ascii_case(b"websocket");
-        } else if name.eq_ignore_ascii_case(b"accept") {
-            head.json = h
-                .value
-                .windows(16)
-                .any(|w| w.eq_ignore_ascii_case(b"application/json"));
-        } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
-            head.forwarded = Some(wire::forwarded_for(h.value).ok_or(()));
-        }
-    }
-    Ok(head)
-}
-
-fn write_head(
-    out: &mut Vec<u8>,
-    status: &str,
-    content_type: &str,
-    len: usize,
-    head_keep_alive: bool,
-    http10: bool,
-) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Type: ");
-    out.extend_from_slice(content_type.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
-    if !head_keep_alive {
-        out.extend_from_slice(b"\r\nConnection: close");
-    } else if http10 {
-        out.extend_from_slice(b"\r\nConnection: keep-alive");
-    }
-    out.extend_from_slice(b"\r\n\r\n");
-}
-
-/// Writes a reply whose body is the status text.
-fn write_status(out: &mut Vec<u8>, status: &str, keep_alive: bool, http10: bool) {
-    let text = &status[4..];
-    write_head(
-        out,
-        status,
-        "text/plain",
-        text.len() + 1,
-        keep_alive,
-        http10,
-    );
-    out.extend_from_slice(text.as_bytes());
-    out.push(b'\n');
-}
-
-/// Writes an error reply; the connection closes after it.
-fn write_error(out: &mut Vec<u8>, status: &str) {
-    write_status(out, status, false, false);
 }
 
 /// Starts serving a new connection: through TLS when the server has a
@@ -257,18 +129,18 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
             let head_len = match req.parse(&buf[start..end]) {
                 Ok(httparse::Status::Complete(n)) => n,
                 Ok(httparse::Status::Partial) if end - start > max_head => {
-                    write_error(&mut out, "431 Request Header Fields Too Large");
+                    write_error(&mut out, Status::HeaderFieldsTooLarge);
                     flush(w, &mut stream, &mut out).await;
                     return;
                 }
                 Ok(httparse::Status::Partial) => break,
                 Err(httparse::Error::TooManyHeaders) => {
-                    write_error(&mut out, "431 Request Header Fields Too Large");
+                    write_error(&mut out, Status::HeaderFieldsTooLarge);
                     flush(w, &mut stream, &mut out).await;
                     return;
                 }
                 Err(_) => {
-                    write_error(&mut out, "400 Bad Request");
+                    write_error(&mut out, Status::BadRequest);
                     flush(w, &mut stream, &mut out).await;
                     return;
                 }
@@ -308,11 +180,11 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                         }
                     }
                     (false, ..) => {
-                        write_error(&mut out, "404 Not Found");
+                        write_error(&mut out, Status::NotFound);
                         flush(w, &mut stream, &mut out).await;
                     }
                     _ => {
-                        write_error(&mut out, "400 Bad Request");
+                        write_error(&mut out, Status::BadRequest);
                         flush(w, &mut stream, &mut out).await;
                     }
                 }
@@ -335,7 +207,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                             false
                         }
                     };
-                    (Action::Announce, ok.then_some("200 OK"))
+                    (Action::Announce, ok.then_some(Status::Ok))
                 }
                 Some("GET") if cfg.http && is(b"/scrape") => {
                     let ok = match client_ip(w, peer.ip(), &head) {
@@ -345,7 +217,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                             false
                         }
                     };
-                    (Action::Scrape, ok.then_some("200 OK"))
+                    (Action::Scrape, ok.then_some(Status::Ok))
                 }
                 Some("GET") if cfg.stats && (path == b"/stats" || path == b"/stats.json") => {
                     let stats = w.stats().await;
@@ -356,19 +228,19 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                         content_type = "text/html; charset=utf-8";
                         body.extend_from_slice(stats.html().as_bytes());
                     }
-                    (Action::Stats, Some("200 OK"))
+                    (Action::Stats, Some(Status::Ok))
                 }
                 Some("GET") if cfg.metrics && path == b"/metrics" => {
                     content_type = "text/plain; version=0.0.4; charset=utf-8";
                     body.extend_from_slice(w.stats().await.prometheus().as_bytes());
-                    (Action::Stats, Some("200 OK"))
+                    (Action::Stats, Some(Status::Ok))
                 }
-                Some("GET") => (Action::Other, Some("404 Not Found")),
-                _ => (Action::Other, Some(NOT_ALLOWED)),
+                Some("GET") => (Action::Other, Some(Status::NotFound)),
+                _ => (Action::Other, Some(Status::MethodNotAllowed)),
             };
             c.request(HTTP, action);
             match status {
-                Some("200 OK") => c.response(HTTP, action),
+                Some(Status::Ok) => c.response(HTTP, action),
                 _ => c.error(HTTP, action),
             }
             if matches!(action, Action::Stats | Action::Other) {
@@ -380,16 +252,16 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                     None,
                     "{} {}",
                     String::from_utf8_lossy(path),
-                    status.unwrap_or("")
+                    status.map_or("", Status::line)
                 );
             }
             start += head_len + head.body;
             match status {
                 // A tracker-level refusal: bencoded, status 200.
-                None | Some("200 OK") => {
+                None | Some(Status::Ok) => {
                     write_head(
                         &mut out,
-                        "200 OK",
+                        Status::Ok,
                         content_type,
                         body.len(),
                         head.keep_alive,
@@ -400,7 +272,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                 Some(s) => write_status(&mut out, s, head.keep_alive, head.http10),
             }
             // A wrong method is no tracker client: answer it and hang up.
-            if !head.keep_alive || status == Some(NOT_ALLOWED) {
+            if !head.keep_alive || status == Some(Status::MethodNotAllowed) {
                 flush(w, &mut stream, &mut out).await;
                 return;
             }
@@ -423,7 +295,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
         }
         if end == buf.len() {
             if buf.len() >= max_head + MAX_BODY {
-                write_error(&mut out, "431 Request Header Fields Too Large");
+                write_error(&mut out, Status::HeaderFieldsTooLarge);
                 flush(w, &mut stream, &mut out).await;
                 return;
             }

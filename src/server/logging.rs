@@ -2,9 +2,9 @@
 //! on standard error: `2026-12-01T15:07:01.123Z INFO message`. A line is
 //! written with one system call, so lines of different workers never mix.
 
-use crate::protocol::Protocol;
 use crate::config::{LogLevel, ServerConfig};
 use crate::protocol::InfoHash;
+use crate::protocol::Protocol;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::time::SystemTime;

@@ -45,8 +45,7 @@ const IO_MEMORY: usize = 64 << 10;
 /// The pure parts of the request paths, shard in, reply bytes out: what the
 /// workers run for requests they own, exposed for benchmarks.
 pub use http::announce_reply as http_announce_reply;
-#[doc(hidden)]
-pub use http::check_request as http_check_request;
+
 pub use udp::announce_reply as udp_announce_reply;
 
 /// Allows or forbids transparent huge pages for the whole process

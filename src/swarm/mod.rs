@@ -27,11 +27,11 @@ pub mod prefetch;
 pub mod state;
 pub mod table;
 pub mod tally;
+#[cfg(test)]
+mod tests;
 mod torrent;
 pub mod views;
 pub mod ws;
-#[cfg(test)]
-mod tests;
 
 pub use limits::{numwant, Full, ShardLimits, Want};
 pub use offers::OFFER_TTL;

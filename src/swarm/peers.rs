@@ -4,8 +4,8 @@
 //! copies from either region in at most a few runs; a peer changes class by
 //! one swap across the boundary.
 
-use super::index::Index;
 use super::hashing::{hash_of, prefetch};
+use super::index::Index;
 use crate::protocol::PeerId;
 use std::ops::Range;
 

@@ -1,9 +1,9 @@
 //! The shard as a whole: announces, scrapes, expiry, limits, WebSocket
 //! peers and relayed offers, through its public methods.
 
-use super::*;
 use super::peers::Entry;
 use super::torrent::Swarm;
+use super::*;
 use crate::protocol::{compact_v4, PeerId};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -31,12 +31,7 @@ fn v4(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
 }
 
-fn announce(
-    shard: &mut Shard,
-    r: &AnnounceRequest,
-    ip: IpAddr,
-    now: u32,
-) -> (ScrapeStats, Peers) {
+fn announce(shard: &mut Shard, r: &AnnounceRequest, ip: IpAddr, now: u32) -> (ScrapeStats, Peers) {
     let mut out = Peers::default();
     let s = shard.announce(r, ip, now, &WANT, &mut out).unwrap();
     (s, out)

@@ -3,8 +3,8 @@
 //! peers, seeders and leechers apart; and how an announcer joins, picks its
 //! peers, leaves and expires.
 
-use super::table::Keyed;
 use super::peers::{Entry, PeerList};
+use super::table::Keyed;
 use super::tally::{ClientSlots, Kind, Tally};
 use super::views::{peer_addr, PeerInfo};
 use super::ws::WsPeers;

@@ -3,8 +3,8 @@
 //! connection lives. They see only each other, but count in the swarm's
 //! `complete` and `incomplete` like everyone else.
 
-use crate::rng::Rng;
 use crate::protocol::PeerId;
+use crate::rng::Rng;
 
 /// Where a WebSocket peer's connection lives: its worker and its id there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
