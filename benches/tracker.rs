@@ -3,8 +3,9 @@
 //!
 //!     cargo bench --bench tracker
 
+use bittorrent_tracker::answer::http::announce_reply as http_announce_reply;
+use bittorrent_tracker::answer::udp::announce_reply as udp_announce_reply;
 use bittorrent_tracker::protocol::{http, udp, AnnounceRequest, Event, InfoHash, PeerId, Peers};
-use bittorrent_tracker::server::{http_announce_reply, udp_announce_reply};
 use bittorrent_tracker::swarm::{Shard, Want};
 use bittorrent_tracker::ServerConfig;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

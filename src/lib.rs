@@ -4,12 +4,14 @@
 //!
 //! - [`protocol`]: wire formats, sans-IO.
 //! - [`swarm`]: tracker state, pure data.
+//! - [`answer`]: what the owner of an info hash answers, pure.
 //! - [`server`]: the runtime.
 //! - [`mmsg`]: batched datagram I/O (recvmmsg/sendmmsg), for the server and
 //!   the load generator.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod answer;
 pub mod client;
 pub mod config;
 pub mod mmsg;

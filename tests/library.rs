@@ -215,3 +215,47 @@ fn a_stalled_worker_shows_in_health_and_metrics_then_recovers() {
     )));
     server.shutdown().expect("a clean stop");
 }
+
+/// What the owner of an info hash does after an announce is one function,
+/// whichever worker received the request: an announce refused because the
+/// shard is full makes no event, received by its owner or forwarded to it.
+#[test]
+fn refused_announces_make_no_event_on_either_route() {
+    let mut cfg = bittorrent_tracker::ServerConfig::default();
+    cfg.limits.max_torrents = 2; // one torrent per worker
+    let server = Server::builder()
+        .config(cfg)
+        .workers(2)
+        .events(100)
+        .listen(0, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+        .expect("server starts");
+    let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), server.port());
+    let events = server.events().unwrap();
+    // One keep-alive connection: whichever worker accepted it owns one of
+    // the two hashes (the local route) and forwards the other.
+    let mut s = tcp(addr);
+    let mut call = |h: [u8; 20], peer: u8| {
+        let target = announce_target(h, peer_id(peer), 7000 + peer as u16, 5, "");
+        s.write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .unwrap();
+        let r = read_response(&mut s).expect("a reply");
+        String::from_utf8_lossy(&r.body).into_owned()
+    };
+    // Each shard takes its one torrent...
+    for (h, peer) in [(hash(0, 1), 1), (hash(1, 1), 2)] {
+        assert!(call(h, peer).contains("8:interval"));
+    }
+    // ...and refuses a second, on both routes.
+    for (h, peer) in [(hash(0, 2), 3), (hash(1, 2), 4)] {
+        assert!(call(h, peer).contains("tracker is full"));
+    }
+    let got: Vec<u16> = std::iter::from_fn(|| events.recv_timeout(Duration::from_secs(1)).ok())
+        .map(|e| e.addr.unwrap().port())
+        .collect();
+    assert_eq!(
+        got,
+        vec![7001, 7002],
+        "one event per accepted announce, none for refused ones"
+    );
+    server.shutdown().expect("a clean stop");
+}

@@ -10,15 +10,13 @@ use super::stats::Action;
 use super::tls::{self, Conn};
 use super::worker::Worker;
 use super::{log, ws, LogLevel};
-use crate::config::ServerConfig;
+use crate::answer;
 use crate::protocol::head::{
     inspect, write_error, write_head, write_status, Head, Status, MAX_BODY, MAX_HEADERS,
 };
-use crate::protocol::http::{self as wire, HttpAnnounce, ReplyForm};
+use crate::protocol::http::{self as wire};
 use crate::protocol::Protocol;
-use crate::protocol::{bencode, canonical_ip, InfoHash, Peers, ScrapeStats};
-use crate::swarm::{numwant, Want};
-use crate::swarm::{Full, Shard};
+use crate::protocol::{bencode, canonical_ip, InfoHash};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use std::net::IpAddr;
@@ -335,59 +333,6 @@ fn client_ip(w: &Worker, socket_ip: IpAddr, head: &Head) -> Result<IpAddr, &'sta
     }
 }
 
-fn want_for(cfg: &ServerConfig, a: &HttpAnnounce) -> Want {
-    Want {
-        peers: numwant(a.request.numwant, cfg.numwant_default, cfg.numwant_max),
-        both_families: true,
-        ids: !a.compact && !a.no_peer_id,
-    }
-}
-
-fn form_for(cfg: &ServerConfig, a: &HttpAnnounce) -> ReplyForm {
-    ReplyForm {
-        interval: cfg.interval,
-        min_interval: cfg.min_interval,
-        compact: a.compact,
-        no_peer_id: a.no_peer_id,
-    }
-}
-
-/// Applies an HTTP announce to `shard` (its owner's) and writes the
-/// bencoded reply body: peers of both address families.
-pub fn announce_reply(
-    shard: &mut Shard,
-    cfg: &ServerConfig,
-    now: u32,
-    a: &HttpAnnounce,
-    ip: IpAddr,
-    peers: &mut Peers,
-    body: &mut Vec<u8>,
-) -> bool {
-    peers.clear();
-    let r = shard.announce(&a.request, ip, now, &want_for(cfg, a), peers);
-    write_announce(body, &form_for(cfg, a), &r, peers)
-}
-
-/// Writes the bencoded reply to an applied announce; false when it is a
-/// `failure reason`.
-fn write_announce(
-    body: &mut Vec<u8>,
-    form: &ReplyForm,
-    r: &Result<ScrapeStats, Full>,
-    peers: &Peers,
-) -> bool {
-    match r {
-        Ok(s) => {
-            wire::write_announce_reply(body, form, s.complete, s.incomplete, peers);
-            true
-        }
-        Err(full) => {
-            bencode::failure(body, full.message());
-            false
-        }
-    }
-}
-
 /// Answers an announce; false when the reply is a `failure reason`.
 async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut Vec<u8>) -> bool {
     let a = match wire::parse_announce(query) {
@@ -430,12 +375,18 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
     let owner = w.owner(&a.request.info_hash);
     if owner == w.id {
         let mut peers = w.peers.borrow_mut();
-        let r = w.apply_announce(&a.request, ip, &want_for(&w.cfg, &a), &mut peers, HTTP);
-        return write_announce(body, &form_for(&w.cfg, &a), &r, &peers);
+        let r = w.apply_announce(
+            &a.request,
+            ip,
+            &answer::http::want(&w.cfg, &a),
+            &mut peers,
+            HTTP,
+        );
+        return answer::http::write_announce(body, &answer::http::form(&w.cfg, &a), &r, &peers);
     }
     w.counters.forwarded();
-    let form = form_for(&w.cfg, &a);
-    let want = want_for(&w.cfg, &a);
+    let form = answer::http::form(&w.cfg, &a);
+    let want = answer::http::want(&w.cfg, &a);
     let reply = w
         .call(owner, |token| Request::Announce {
             token,
@@ -445,7 +396,9 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
         })
         .await;
     match reply {
-        Some(Reply::Announce { stats, peers, .. }) => write_announce(body, &form, &stats, &peers),
+        Some(Reply::Announce { stats, peers, .. }) => {
+            answer::http::write_announce(body, &form, &stats, &peers)
+        }
         _ => {
             bencode::failure(body, "tracker is shutting down");
             false

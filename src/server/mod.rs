@@ -42,12 +42,6 @@ use worker::Sockets;
 /// resident (pinned) for nothing.
 const IO_MEMORY: usize = 64 << 10;
 
-/// The pure parts of the request paths, shard in, reply bytes out: what the
-/// workers run for requests they own, exposed for benchmarks.
-pub use http::announce_reply as http_announce_reply;
-
-pub use udp::announce_reply as udp_announce_reply;
-
 /// Allows or forbids transparent huge pages for the whole process
 /// (`PR_SET_THP_DISABLE`). mimalloc asks for them (`MADV_HUGEPAGE`) on its
 /// arenas, and then a 2 MiB page is resident as soon as one byte of it is

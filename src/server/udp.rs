@@ -9,14 +9,13 @@ use super::mesh;
 use super::stats::Action;
 use super::worker::Worker;
 use super::{log, LogLevel};
-use crate::config::ServerConfig;
+use crate::answer;
 use crate::mmsg::{RecvBatch, SendBatch};
 use crate::protocol::http::split_target;
-use crate::protocol::udp::{self, Request, ANNOUNCE_REPLY_HEADER, MAX_REPLY};
+use crate::protocol::udp::{self, Request, MAX_REPLY};
 use crate::protocol::Protocol;
-use crate::protocol::{compact_v4, AnnounceRequest, InfoHash, Peers, ScrapeStats};
-use crate::swarm::{numwant, Want};
-use crate::swarm::{Ahead, Full, Shard};
+use crate::protocol::{compact_v4, AnnounceRequest, InfoHash, Peers};
+use crate::swarm::Ahead;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -245,67 +244,6 @@ async fn handle(w: &Rc<Worker>, packet: &[u8], src: SocketAddr, out: &mut Vec<u8
     }
 }
 
-/// What a UDP announce from `src` gets: peers of the packet's own address
-/// family, as many as fit one datagram.
-fn announce_want(cfg: &ServerConfig, a: &AnnounceRequest, v6: bool) -> Want {
-    let fit = (MAX_REPLY - ANNOUNCE_REPLY_HEADER) / if v6 { 18 } else { 6 };
-    Want {
-        peers: numwant(a.numwant, cfg.numwant_default, cfg.numwant_max).min(fit),
-        both_families: false,
-        ids: false,
-    }
-}
-
-/// Writes the reply to an applied announce; false when it is an error.
-fn write_announce(
-    out: &mut Vec<u8>,
-    cfg: &ServerConfig,
-    transaction_id: u32,
-    r: &Result<ScrapeStats, Full>,
-    peers: &Peers,
-    v6: bool,
-) -> bool {
-    match r {
-        Ok(stats) => {
-            udp::write_announce_header(
-                out,
-                transaction_id,
-                cfg.interval,
-                stats.incomplete,
-                stats.complete,
-            );
-            out.extend_from_slice(if v6 { &peers.v6 } else { &peers.v4 });
-            true
-        }
-        Err(full) => {
-            udp::write_error(out, transaction_id, full.message());
-            false
-        }
-    }
-}
-
-/// Applies an announce to `shard` (its owner's) and writes the UDP reply:
-/// peers of the packet's own address family, as many as fit one datagram.
-/// Returns false when the shard was full and the reply is an error. The
-/// workers run [`owner_announce`], which records the result as well; this
-/// is the same work without a worker, for benchmarks.
-#[allow(clippy::too_many_arguments)]
-pub fn announce_reply(
-    shard: &mut Shard,
-    cfg: &ServerConfig,
-    now: u32,
-    transaction_id: u32,
-    a: &AnnounceRequest,
-    src: SocketAddr,
-    peers: &mut Peers,
-    out: &mut Vec<u8>,
-) -> bool {
-    let v6 = src.is_ipv6();
-    peers.clear();
-    let r = shard.announce(a, src.ip(), now, &announce_want(cfg, a, v6), peers);
-    write_announce(out, cfg, transaction_id, &r, peers, v6)
-}
-
 /// Applies a UDP announce on the worker that owns it, received here or
 /// forwarded alike, counts it, and writes the reply to `out`.
 pub(crate) fn owner_announce(
@@ -317,8 +255,8 @@ pub(crate) fn owner_announce(
     out: &mut Vec<u8>,
 ) {
     let v6 = src.is_ipv6();
-    let r = w.apply_announce(a, src.ip(), &announce_want(&w.cfg, a, v6), peers, UDP);
-    if write_announce(out, &w.cfg, transaction_id, &r, peers, v6) {
+    let r = w.apply_announce(a, src.ip(), &answer::udp::want(&w.cfg, a, v6), peers, UDP);
+    if answer::udp::write_announce(out, &w.cfg, transaction_id, &r, peers, v6) {
         w.counters.response(UDP, Action::Announce);
     } else {
         w.counters.error(UDP, Action::Announce);

@@ -13,6 +13,7 @@ use super::mesh::{Reply, Request};
 use super::stats::Action;
 use super::tls::Conn as Stream;
 use super::worker::Worker;
+use crate::answer;
 use crate::protocol::http::split_target;
 use crate::protocol::ws::{self as wire, WsAnnounce, WsError, WsRequest};
 use crate::protocol::Protocol;
@@ -99,41 +100,26 @@ async fn deliver(w: &Worker, conn: Conn, text: String) {
     }
 }
 
-/// Applies a WebSocket announce on the owner of its hash: updates the swarm,
-/// hands each offer to a different random WebSocket peer (never the sender),
-/// relays an answer to the peer whose offer it answers (only for offers this
-/// tracker relayed), and returns the counts.
+/// Applies a WebSocket announce on the owner of its hash (see
+/// [`answer::ws::announce`]), records it, and delivers the offers and the
+/// answer it relays.
 pub(crate) async fn at_owner(
     w: &Worker,
     conn: Conn,
     a: &WsAnnounce,
 ) -> Result<crate::protocol::ScrapeStats, crate::swarm::Full> {
-    let (hash, from) = (a.request.info_hash, a.request.peer_id);
-    let now = w.now();
     let mut out = Vec::new();
-    let stats = {
-        let mut shard = w.shard.borrow_mut();
-        if let Some(ans) = &a.answer {
-            if let Some(c) = shard.take_offer(&hash, &ans.offer_id, &from, &ans.to_peer_id, now) {
-                out.push((c, wire::answer_message(&hash, &from, ans)));
-            }
-        }
-        if a.answer_only {
-            Ok(shard.scrape(&hash))
-        } else {
-            let mut targets = Vec::new();
-            let offers = a.offers.len().min(w.cfg.numwant_max as usize);
-            let stats = shard.ws_announce(&a.request, conn, now, offers, &mut targets);
-            if stats.is_ok() {
-                w.announced(&a.request, None, Protocol::Ws);
-            }
-            for ((to, c), offer) in targets.iter().zip(&a.offers) {
-                shard.offer_sent(hash, offer.offer_id, from, *to, now);
-                out.push((*c, wire::offer_message(&hash, &from, offer)));
-            }
-            stats
-        }
-    };
+    let stats = answer::ws::announce(
+        &mut w.shard.borrow_mut(),
+        w.now(),
+        w.cfg.numwant_max as usize,
+        conn,
+        a,
+        &mut out,
+    );
+    if stats.is_ok() && !a.answer_only {
+        w.announced(&a.request, None, Protocol::Ws);
+    }
     for (c, text) in out {
         deliver(w, c, text).await;
     }
