@@ -5,12 +5,14 @@
 
 use super::access::{FilterAction, FilterRequest};
 use super::logging::debug_request;
+use super::logging::log;
 use super::mesh::{Reply, Request};
 use super::stats::Action;
 use super::tls::{self, Conn};
 use super::worker::Worker;
-use super::{log, ws, LogLevel};
+use super::ws;
 use crate::answer;
+use crate::config::LogLevel;
 use crate::protocol::head::{
     inspect, write_error, write_head, write_status, Head, Status, MAX_BODY, MAX_HEADERS,
 };

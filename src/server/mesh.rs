@@ -7,7 +7,7 @@ use super::stats::WorkerStats;
 use crate::protocol::ws::WsAnnounce;
 use crate::protocol::{AnnounceRequest, InfoHash, PeerId, Peers, ScrapeStats};
 use crate::swarm::ws::Conn;
-use crate::swarm::{Full, Want};
+use crate::swarm::{Full, TorrentInfo, Want};
 use std::net::{IpAddr, SocketAddr};
 
 /// Slots in each channel of the mesh.
@@ -90,3 +90,15 @@ impl Reply {
         }
     }
 }
+
+/// Requests from threads outside the executors (the [`super::Server`]
+/// handle and the state saver), polled by each worker.
+pub(crate) enum Control {
+    Stats(crossbeam_channel::Sender<WorkerStats>),
+    Torrents(crossbeam_channel::Sender<Vec<TorrentInfo>>),
+    /// The shard's state records.
+    Save(crossbeam_channel::Sender<Blob>),
+}
+
+/// A worker's state records, as it hands them in to be saved.
+pub(crate) type Blob = (usize, Vec<u8>);

@@ -2,12 +2,15 @@
 //! per core, each with its own `SO_REUSEPORT` sockets and shard.
 
 pub mod access;
+mod dispatch;
 pub mod events;
 mod http;
 pub mod logging;
 mod mesh;
 mod pace;
 mod privileges;
+mod shared;
+mod start;
 mod state;
 pub mod stats;
 mod steer;
@@ -24,7 +27,9 @@ use access::{Access, FilterHook, FilterRequest, Lists};
 use events::{EventSink, ServerEvent};
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use shared::Shared;
 use socket2::{Domain, Protocol, Socket, Type};
+use start::Sockets;
 use stats::{Stats, WorkerStats};
 use std::fmt;
 use std::io;
@@ -34,7 +39,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use worker::Sockets;
 
 /// Memory each executor registers with io_uring for storage I/O. The
 /// tracker does no storage I/O through glommio, so it takes glommio's
@@ -109,38 +113,6 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// What the workers share with the [`Server`] handle: set rarely, read on
-/// their tick (never per request).
-pub(crate) struct Shared {
-    pub shutdown: Arc<AtomicBool>,
-    /// Bumped by every reload; a worker whose copy is older fetches anew.
-    generation: AtomicU64,
-    access: Mutex<Access>,
-    tls: Mutex<Option<Arc<rustls::ServerConfig>>>,
-    pub events: Option<EventSink>,
-    /// Where workers hand in their swarms as they stop (with a state file).
-    pub state: Option<crossbeam_channel::Sender<state::Blob>>,
-    /// Every worker's heartbeat.
-    pub beats: Arc<watchdog::Heartbeats>,
-}
-
-impl Shared {
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// The current lists, hook and TLS configuration.
-    pub fn current(&self) -> (Access, Option<Arc<rustls::ServerConfig>>) {
-        let access = self
-            .access
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let tls = self.tls.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        (access, tls)
-    }
-}
-
 /// Reads what a reload reads: the lists and the TLS files.
 fn load_files(cfg: &ServerConfig) -> Result<(Lists, Option<Arc<rustls::ServerConfig>>), String> {
     let lists = Lists::load(cfg.allow.as_deref(), cfg.deny.as_deref())?;
@@ -157,7 +129,7 @@ pub struct Server {
     watchdog: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     cfg: Arc<ServerConfig>,
-    control: Vec<crossbeam_channel::Sender<worker::Control>>,
+    control: Vec<crossbeam_channel::Sender<mesh::Control>>,
     saver: Option<state::Saver>,
     port: u16,
     http: Vec<SocketAddr>,
@@ -575,7 +547,7 @@ impl Server {
                 Some(core) => Placement::Fixed(core.id),
                 None => Placement::Unbound,
             };
-            let start = worker::Start {
+            let start = start::Start {
                 id,
                 workers,
                 cfg: cfg.clone(),
@@ -595,7 +567,7 @@ impl Server {
             let handle = LocalExecutorBuilder::new(placement)
                 .name(&format!("tracker-{id}"))
                 .io_memory(IO_MEMORY)
-                .spawn(move || worker::run(start))
+                .spawn(move || start::run(start))
                 .map_err(|e| StartError::Worker(e.to_string()))?;
             handles.push(handle);
         }
@@ -705,7 +677,7 @@ impl Server {
     /// Asks every worker and gathers the answers (`None` if one is gone).
     fn ask<T: Send + 'static>(
         &self,
-        make: impl Fn(crossbeam_channel::Sender<T>) -> worker::Control,
+        make: impl Fn(crossbeam_channel::Sender<T>) -> mesh::Control,
     ) -> Option<Vec<T>> {
         let (tx, rx) = crossbeam_channel::unbounded();
         for c in &self.control {
@@ -722,7 +694,7 @@ impl Server {
     /// so it is for tools and tests, not for a tight loop.
     pub fn torrents(&self) -> Vec<TorrentInfo> {
         let mut all: Vec<TorrentInfo> = self
-            .ask(worker::Control::Torrents)
+            .ask(mesh::Control::Torrents)
             .unwrap_or_default()
             .into_iter()
             .flatten()
@@ -734,7 +706,7 @@ impl Server {
     /// The figures of `/stats.json` and `/metrics`, merged over the workers.
     pub fn stats(&self) -> Stats {
         let mut s = Stats::merge(
-            self.ask::<WorkerStats>(worker::Control::Stats)
+            self.ask::<WorkerStats>(mesh::Control::Stats)
                 .unwrap_or_default(),
         );
         s.health = self.health();

@@ -4,8 +4,9 @@
 //! reading it at start, asking the workers for their records, and writing it
 //! atomically (a temporary file, fsync, rename).
 
-use super::worker::Control;
-use super::{log, LogLevel};
+use super::logging::log;
+use super::mesh::{Blob, Control};
+use crate::config::LogLevel;
 use crate::config::ServerConfig;
 use crate::swarm::state::{records, write_header, Reader};
 use crate::swarm::Shard;
@@ -14,9 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// A worker's records, as it sends them to be saved.
-pub(crate) type Blob = (usize, Vec<u8>);
 
 fn unix_now() -> u64 {
     SystemTime::now()

@@ -5,11 +5,12 @@
 
 use super::access::{FilterAction, FilterRequest};
 use super::logging::debug_request;
+use super::logging::log;
 use super::mesh;
 use super::stats::Action;
 use super::worker::Worker;
-use super::{log, LogLevel};
 use crate::answer;
+use crate::config::LogLevel;
 use crate::mmsg::{RecvBatch, SendBatch};
 use crate::protocol::http::split_target;
 use crate::protocol::udp::{self, Request, MAX_REPLY};

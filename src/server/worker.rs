@@ -1,82 +1,38 @@
-//! One executor per core: its [`Shard`], its sockets, and its share of the mesh.
+//! A worker's context: its [`Shard`], its sockets and its share of the mesh,
+//! what every front (UDP, HTTP, WebSocket) uses to serve. The thread's
+//! start-up is in `start.rs`, requests from other workers in `dispatch.rs`.
 
 use super::access::{Access, FilterAction, FilterRequest};
 use super::events::{PeerEvent, ServerEvent};
 use super::logging::debug_request;
 use super::mesh::{Reply, Request};
+use super::shared::Shared;
 use super::stats::{Counters, Stats, WorkerStats};
-use super::Shared;
-use super::{http, log, udp, ws};
-use crate::config::{LogLevel, ServerConfig};
+use crate::config::ServerConfig;
 use crate::protocol::udp::ConnectionIds;
 use crate::protocol::Protocol;
 use crate::protocol::{AnnounceRequest, InfoHash, Peers, ScrapeStats};
-use crate::swarm::{Shard, TorrentInfo, Want};
+use crate::swarm::{Shard, Want};
 use futures_channel::oneshot;
-use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
-use glommio::net::{TcpListener, UdpSocket};
-use glommio::spawn_local;
+use glommio::channels::channel_mesh::Senders;
+use glommio::net::UdpSocket;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{FromRawFd, IntoRawFd};
-use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often a worker refreshes its clock, sweeps and checks for shutdown.
-const TICK: Duration = Duration::from_millis(250);
-/// How often a worker looks for requests from outside the executors.
-const CONTROL_POLL: Duration = Duration::from_millis(10);
 /// Tracker time at start: it counts seconds from here, so that peers
 /// restored from a state file can keep a `last_seen` before the start.
 pub(crate) const CLOCK_BASE: u32 = 1 << 24;
 /// Torrents written per slice of a periodic state save.
 const SAVE_SLICE: usize = 4096;
 
-/// Requests from threads outside the executors (the [`super::Server`] handle).
-pub(crate) enum Control {
-    Stats(crossbeam_channel::Sender<WorkerStats>),
-    Torrents(crossbeam_channel::Sender<Vec<TorrentInfo>>),
-    /// The shard's state records.
-    Save(crossbeam_channel::Sender<super::state::Blob>),
-}
 /// How long `/stats` and `/metrics` wait for the other workers' figures.
 const STATS_WAIT: Duration = Duration::from_secs(1);
 /// Ticks for one full sweep of a shard (one minute).
 const SWEEP_TICKS: usize = 240;
-
-/// The sockets one worker serves, bound with `SO_REUSEPORT` to the shared port.
-#[derive(Default)]
-pub(crate) struct Sockets {
-    pub udp4: Option<socket2::Socket>,
-    pub udp6: Option<socket2::Socket>,
-    pub tcp4: Option<socket2::Socket>,
-    pub tcp6: Option<socket2::Socket>,
-}
-
-/// What a worker thread starts from.
-pub(crate) struct Start {
-    pub id: usize,
-    pub workers: usize,
-    pub cfg: Arc<ServerConfig>,
-    pub sockets: Sockets,
-    pub requests: MeshBuilder<Request, Full>,
-    pub replies: MeshBuilder<Reply, Full>,
-    pub shared: Arc<Shared>,
-    pub control: crossbeam_channel::Receiver<Control>,
-    /// State records to restore, and how old they are (seconds).
-    /// The state file to restore this worker's torrents from.
-    pub restore: Option<std::path::PathBuf>,
-    pub restore_age: u32,
-    pub restore_torrents: usize,
-    pub conn_ids: ConnectionIds,
-    pub started: Instant,
-    pub seed: u64,
-    pub ready: crossbeam_channel::Sender<usize>,
-}
 
 /// A worker's state, shared by its tasks (all on one thread).
 pub(crate) struct Worker {
@@ -111,6 +67,58 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// A worker's context, as its thread starts it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: usize,
+        workers: usize,
+        cfg: Arc<ServerConfig>,
+        shard: Shard,
+        conn_ids: ConnectionIds,
+        udp: (Option<UdpSocket>, Option<UdpSocket>),
+        shared: Arc<Shared>,
+        mesh: (Option<Senders<Request>>, Option<Senders<Reply>>),
+        started: Instant,
+    ) -> Worker {
+        let (access, tls) = shared.current();
+        Worker {
+            id,
+            workers,
+            shard: RefCell::new(shard),
+            conn_ids,
+            udp4: udp.0,
+            udp6: udp.1,
+            peers: RefCell::new(Peers::default()),
+            counters: Counters::default(),
+            max_connections: cfg.limits.max_connections.div_ceil(workers),
+            access: RefCell::new(access),
+            tls: RefCell::new(tls.map(futures_rustls::TlsAcceptor::from)),
+            generation: Cell::new(shared.generation()),
+            shared,
+            now: Cell::new(clock(started)),
+            started,
+            requests: mesh.0,
+            replies: mesh.1,
+            pending: RefCell::new(Slab::new()),
+            ws_conns: RefCell::new(HashMap::new()),
+            next_ws: Cell::new(0),
+            pace: Default::default(),
+            cfg,
+        }
+    }
+
+    /// The reload generation this worker has applied.
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    /// Sends a reply to worker `to`, which asked; it may be shutting down,
+    /// and then the reply is moot.
+    pub async fn reply_to(&self, to: usize, reply: Reply) {
+        if let Some(tx) = &self.replies {
+            let _ = tx.send_to(to, reply).await;
+        }
+    }
     /// Tracker time in seconds since start, refreshed every tick.
     #[inline]
     pub fn now(&self) -> u32 {
@@ -394,7 +402,7 @@ impl Worker {
 
     /// The shard's state records, a slice at a time so requests go on
     /// between slices (`sliced`), or all at once.
-    async fn state_records(&self, sliced: bool) -> Vec<u8> {
+    pub async fn state_records(&self, sliced: bool) -> Vec<u8> {
         let mut out = Vec::new();
         let mut at = 0;
         loop {
@@ -412,23 +420,7 @@ impl Worker {
         out
     }
 
-    async fn serve_control(&self, c: Control) {
-        match c {
-            Control::Stats(tx) => {
-                let _ = tx.send(self.own_stats());
-            }
-            Control::Torrents(tx) => {
-                let mut all = Vec::new();
-                self.shard.borrow().torrents_info(&mut all);
-                let _ = tx.send(all);
-            }
-            Control::Save(tx) => {
-                let _ = tx.send((self.id, self.state_records(true).await));
-            }
-        }
-    }
-
-    fn tick(&self) {
+    pub fn tick(&self) {
         let now = clock(self.started);
         self.now.set(now);
         self.refresh();
@@ -438,229 +430,13 @@ impl Worker {
         shard.sweep(now, budget);
     }
 
-    /// Serves one request from another worker.
-    async fn serve_request(&self, from: usize, req: Request, out: &mut Vec<u8>, peers: &mut Peers) {
-        self.pace.add(1);
-        let reply = match req {
-            Request::UdpAnnounce {
-                transaction_id,
-                announce,
-                src,
-            } => {
-                out.clear();
-                udp::owner_announce(self, transaction_id, &announce, src, peers, out);
-                udp::send(self, out, src).await;
-                return;
-            }
-            Request::Announce {
-                token,
-                announce,
-                ip,
-                want,
-            } => {
-                let mut peers = Peers::default();
-                let stats = self.apply_announce(&announce, ip, &want, &mut peers, Protocol::Http);
-                Reply::Announce {
-                    token,
-                    stats,
-                    peers,
-                }
-            }
-            Request::Scrape { token, hashes } => {
-                let shard = self.shard.borrow();
-                let stats = hashes.iter().map(|h| shard.scrape(h)).collect();
-                Reply::Scrape { token, stats }
-            }
-            Request::ScrapeAll { token } => {
-                let mut entries = Vec::new();
-                self.shard.borrow().scrape_all(&mut entries);
-                Reply::ScrapeAll { token, entries }
-            }
-            Request::Stats { token } => Reply::Stats {
-                token,
-                stats: Box::new(self.own_stats()),
-            },
-            Request::WsAnnounce {
-                token,
-                conn,
-                announce,
-            } => {
-                let stats = ws::at_owner(self, conn, &announce).await;
-                Reply::WsAnnounce { token, stats }
-            }
-            Request::WsDeliver { conn, text } => return self.ws_deliver_local(conn, text),
-            Request::WsClosed {
-                info_hash,
-                peer_id,
-                conn,
-            } => {
-                self.shard
-                    .borrow_mut()
-                    .ws_remove(&info_hash, &peer_id, conn);
-                return;
-            }
-        };
-        if let Some(tx) = &self.replies {
-            // The asker may be shutting down; its reply is then moot.
-            let _ = tx.send_to(from, reply).await;
-        }
-    }
-
-    fn deliver(&self, reply: Reply) {
+    /// Hands a reply from another worker to the task that asked.
+    pub fn deliver(&self, reply: Reply) {
         let sender = self.pending.borrow_mut().try_remove(reply.token() as usize);
         if let Some(tx) = sender {
             // The asker may have gone (its connection closed): nothing to do.
             let _ = tx.send(reply);
         }
-    }
-}
-
-fn udp_socket(s: Option<socket2::Socket>) -> Option<UdpSocket> {
-    // SAFETY: the descriptor is a bound UDP socket whose ownership moves here.
-    s.map(|s| unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) })
-}
-
-fn tcp_listener(s: Option<socket2::Socket>) -> Option<TcpListener> {
-    // SAFETY: the descriptor is a listening TCP socket whose ownership moves here.
-    s.map(|s| unsafe { TcpListener::from_raw_fd(s.into_raw_fd()) })
-}
-
-/// The body of a worker thread: joins the mesh, starts its tasks, and ticks
-/// until shutdown.
-pub(crate) async fn run(start: Start) {
-    let Start {
-        id,
-        workers,
-        cfg,
-        sockets,
-        requests,
-        replies,
-        shared,
-        control,
-        restore,
-        restore_age,
-        restore_torrents,
-        conn_ids,
-        started,
-        seed,
-        ready,
-    } = start;
-    shared.beats.started(id);
-    let (req_tx, mut req_rx, rep_tx, mut rep_rx) = if workers > 1 {
-        let (Ok((a, b)), Ok((c, d))) = (requests.join().await, replies.join().await) else {
-            log(
-                &cfg,
-                LogLevel::Errors,
-                format_args!("worker {id}: could not join the worker mesh"),
-            );
-            return;
-        };
-        (Some(a), Some(b), Some(c), Some(d))
-    } else {
-        (None, None, None, None)
-    };
-    let mut shard = Shard::with_capacity(
-        cfg.peer_ttl,
-        seed,
-        cfg.reserve_torrents
-            .div_ceil(workers)
-            .max(restore_torrents + restore_torrents / 4),
-    );
-    shard.set_limits(crate::swarm::ShardLimits {
-        max_torrents: cfg.limits.max_torrents.div_ceil(workers),
-        max_peers: cfg.limits.max_peers.div_ceil(workers),
-        max_offers: cfg.limits.max_offers.div_ceil(workers),
-    });
-    shard.keep_peer_ids(cfg.peer_ids);
-    let now = clock(started);
-    if let Some(path) = &restore {
-        super::state::restore(path, id, workers, restore_age, &mut shard, now);
-    }
-    let (access, tls) = shared.current();
-    let w = Rc::new(Worker {
-        id,
-        workers,
-        shard: RefCell::new(shard),
-        conn_ids,
-        udp4: udp_socket(sockets.udp4),
-        udp6: udp_socket(sockets.udp6),
-        peers: RefCell::new(Peers::default()),
-        counters: Counters::default(),
-        max_connections: cfg.limits.max_connections.div_ceil(workers),
-        access: RefCell::new(access),
-        tls: RefCell::new(tls.map(futures_rustls::TlsAcceptor::from)),
-        generation: Cell::new(shared.generation()),
-        shared,
-        now: Cell::new(now),
-        started,
-        requests: req_tx,
-        replies: rep_tx,
-        pending: RefCell::new(Slab::new()),
-        ws_conns: RefCell::new(HashMap::new()),
-        next_ws: Cell::new(0),
-        pace: Default::default(),
-        cfg,
-    });
-    if let Some(rx) = req_rx.as_mut() {
-        for (from, stream) in rx.streams() {
-            let w = w.clone();
-            spawn_local(async move {
-                let mut out = Vec::with_capacity(crate::protocol::udp::MAX_REPLY);
-                let mut peers = Peers::default();
-                while let Some(req) = stream.recv().await {
-                    w.serve_request(from, req, &mut out, &mut peers).await;
-                }
-            })
-            .detach();
-        }
-    }
-    if let Some(rx) = rep_rx.as_mut() {
-        for (_, stream) in rx.streams() {
-            let w = w.clone();
-            spawn_local(async move {
-                while let Some(reply) = stream.recv().await {
-                    w.deliver(reply);
-                }
-            })
-            .detach();
-        }
-    }
-    for v6 in [false, true] {
-        if w.udp(v6).is_some() {
-            spawn_local(udp::serve(w.clone(), v6)).detach();
-        }
-    }
-    if w.cfg.http || w.cfg.ws {
-        let w = w.clone();
-        spawn_local(async move { w.pace.run().await }).detach();
-    }
-    for listener in [tcp_listener(sockets.tcp4), tcp_listener(sockets.tcp6)]
-        .into_iter()
-        .flatten()
-    {
-        spawn_local(http::accept(w.clone(), listener)).detach();
-    }
-    {
-        let w = w.clone();
-        spawn_local(async move {
-            loop {
-                glommio::timer::sleep(CONTROL_POLL).await;
-                while let Ok(c) = control.try_recv() {
-                    w.serve_control(c).await;
-                }
-            }
-        })
-        .detach();
-    }
-    w.shared.beats.beat(id, w.generation.get());
-    let _ = ready.send(id);
-    while !w.shared.shutdown.load(Ordering::Relaxed) {
-        glommio::timer::sleep(TICK).await;
-        w.tick();
-    }
-    if let Some(tx) = &w.shared.state {
-        let records = w.state_records(false).await;
-        let _ = tx.send((id, records));
     }
 }
 

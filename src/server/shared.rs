@@ -1,0 +1,40 @@
+//! What the workers share with the [`super::Server`] handle: set rarely
+//! (start, reload, shutdown), read on their tick, never per request.
+
+use super::access::Access;
+use super::events::EventSink;
+use super::mesh::Blob;
+use super::watchdog;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The shared state.
+pub(crate) struct Shared {
+    pub shutdown: Arc<AtomicBool>,
+    /// Bumped by every reload; a worker whose copy is older fetches anew.
+    pub generation: AtomicU64,
+    pub access: Mutex<Access>,
+    pub tls: Mutex<Option<Arc<rustls::ServerConfig>>>,
+    pub events: Option<EventSink>,
+    /// Where workers hand in their swarms as they stop (with a state file).
+    pub state: Option<crossbeam_channel::Sender<Blob>>,
+    /// Every worker's heartbeat.
+    pub beats: Arc<watchdog::Heartbeats>,
+}
+
+impl Shared {
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current lists, hook and TLS configuration.
+    pub fn current(&self) -> (Access, Option<Arc<rustls::ServerConfig>>) {
+        let access = self
+            .access
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let tls = self.tls.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        (access, tls)
+    }
+}
