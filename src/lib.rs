@@ -12,6 +12,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod answer;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod mmsg;

@@ -2,8 +2,9 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+use bittorrent_tracker::cli::{Cli, Command};
 use bittorrent_tracker::client;
-use bittorrent_tracker::config::{Cli, Command, LogLevel};
+use bittorrent_tracker::config::LogLevel;
 use bittorrent_tracker::server::logging;
 use bittorrent_tracker::Server;
 use clap::Parser;

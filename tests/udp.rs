@@ -153,7 +153,7 @@ fn ipv6_peers_are_18_bytes_and_apart_from_ipv4() {
 }
 
 #[test]
-fn numwant_default_cap_and_datagram_size() {
+fn numwant_cap_and_datagram_size() {
     let t = Tracker::start(&[]);
     let h = hash(0, 3);
     let h6 = hash(1, 3);

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 pub fn want(cfg: &ServerConfig, a: &HttpAnnounce) -> Want {
     Want {
-        peers: numwant(a.request.numwant, cfg.numwant_default, cfg.numwant_max),
+        peers: numwant(a.request.numwant, cfg.numwant, cfg.max_numwant),
         both_families: true,
         ids: !a.compact && !a.no_peer_id,
     }

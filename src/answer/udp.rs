@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 pub fn want(cfg: &ServerConfig, a: &AnnounceRequest, v6: bool) -> Want {
     let fit = (MAX_REPLY - ANNOUNCE_REPLY_HEADER) / if v6 { 18 } else { 6 };
     Want {
-        peers: numwant(a.numwant, cfg.numwant_default, cfg.numwant_max).min(fit),
+        peers: numwant(a.numwant, cfg.numwant, cfg.max_numwant).min(fit),
         both_families: false,
         ids: false,
     }

@@ -472,7 +472,7 @@ impl Server {
             filter,
             events,
         } = b;
-        cfg.check().map_err(StartError::Config)?;
+        cfg.check().map_err(|e| StartError::Config(e.to_string()))?;
         let (lists, tls) = load_files(&cfg).map_err(StartError::Config)?;
         let restored = state::load(&cfg, cfg.workers.max(1)).map_err(StartError::Config)?;
         // Fail early, with a clear reason, when io_uring is unusable. The

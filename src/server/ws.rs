@@ -112,7 +112,7 @@ pub(crate) async fn at_owner(
     let stats = answer::ws::announce(
         &mut w.shard.borrow_mut(),
         w.now(),
-        w.cfg.numwant_max as usize,
+        w.cfg.max_numwant as usize,
         conn,
         a,
         &mut out,
