@@ -2,7 +2,9 @@
 //! per core, each with its own `SO_REUSEPORT` sockets and shard.
 
 pub mod access;
+mod bind;
 mod dispatch;
+mod error;
 pub mod events;
 mod http;
 pub mod logging;
@@ -14,6 +16,7 @@ mod start;
 mod state;
 pub mod stats;
 mod steer;
+mod thp;
 mod tls;
 mod udp;
 pub mod watchdog;
@@ -24,21 +27,20 @@ use crate::config::{LogLevel, ServerConfig};
 use crate::protocol::udp::ConnectionIds;
 use crate::swarm::TorrentInfo;
 use access::{Access, FilterHook, FilterRequest, Lists};
+use bind::{bind_workers, probe, Proto};
+pub use error::StartError;
 use events::{EventSink, ServerEvent};
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use shared::Shared;
-use socket2::{Domain, Protocol, Socket, Type};
-use start::Sockets;
 use stats::{Stats, WorkerStats};
-use std::fmt;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+pub use thp::allow_huge_pages;
 
 /// Memory each executor registers with io_uring for storage I/O. The
 /// tracker does no storage I/O through glommio, so it takes glommio's
@@ -46,72 +48,7 @@ use std::time::{Duration, Instant};
 /// resident (pinned) for nothing.
 const IO_MEMORY: usize = 64 << 10;
 
-/// Allows or forbids transparent huge pages for the whole process
-/// (`PR_SET_THP_DISABLE`). mimalloc asks for them (`MADV_HUGEPAGE`) on its
-/// arenas, and then a 2 MiB page is resident as soon as one byte of it is
-/// touched: under the default UDP load that was 90 MiB resident against
-/// 70 MiB without, at the same responses per second (see tuning.md). The
-/// `bittorrent-tracker` command forbids them unless `huge_pages` is set;
-/// `Server::start` leaves the process's setting alone.
-pub fn allow_huge_pages(on: bool) -> io::Result<()> {
-    // SAFETY: PR_SET_THP_DISABLE takes an integer flag and touches no memory.
-    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, libc::c_ulong::from(!on), 0, 0, 0) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-pub(crate) use logging::log;
-
-/// Why the server did not start. Each says what to do about it.
-#[derive(Debug)]
-pub enum StartError {
-    /// The port is taken (by this tracker or another program).
-    PortInUse {
-        proto: &'static str,
-        addr: SocketAddr,
-    },
-    /// Binding failed otherwise.
-    Bind {
-        proto: &'static str,
-        addr: SocketAddr,
-        error: io::Error,
-    },
-    /// No io_uring executor could be made.
-    Runtime(String),
-    /// A worker did not come up.
-    Worker(String),
-    /// The configuration cannot work, or a file it names cannot be used
-    /// (allow or deny list, TLS certificate or key, state file).
-    Config(String),
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::PortInUse { proto, addr } => write!(
-                f,
-                "cannot listen on {addr} ({proto}): the port is in use; stop what holds it or pick another with -p"
-            ),
-            StartError::Bind { proto, addr, error } => {
-                write!(f, "cannot listen on {addr} ({proto}): {error}")
-            }
-            StartError::Runtime(e) => write!(
-                f,
-                "cannot start an io_uring executor ({e}): this needs Linux 5.8 or later with io_uring allowed \
-                 (sysctl kernel.io_uring_disabled=0; containers: a seccomp profile that permits io_uring) and, \
-                 before Linux 5.12, a locked-memory limit of 16 MiB or more per worker (ulimit -l, systemd \
-                 LimitMEMLOCK); see tuning.md"
-            ),
-            StartError::Worker(e) => write!(f, "a worker failed to start: {e}"),
-            StartError::Config(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
+use logging::log;
 
 /// Reads what a reload reads: the lists and the TLS files.
 fn load_files(cfg: &ServerConfig) -> Result<(Lists, Option<Arc<rustls::ServerConfig>>), String> {
@@ -225,157 +162,6 @@ impl ServerBuilder {
     pub fn start(self) -> Result<Server, StartError> {
         Server::launch(self)
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    fn name(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
-
-fn socket(addr: SocketAddr, proto: Proto, reuse_port: bool) -> io::Result<Socket> {
-    let (ty, p) = match proto {
-        Proto::Tcp => (Type::STREAM, Protocol::TCP),
-        Proto::Udp => (Type::DGRAM, Protocol::UDP),
-    };
-    let s = Socket::new(Domain::for_address(addr), ty, Some(p))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    if reuse_port {
-        s.set_reuse_port(true)?;
-    }
-    match proto {
-        Proto::Tcp => s.set_reuse_address(true)?,
-        Proto::Udp => {
-            // Best effort: the kernel caps these at net.core.{r,w}mem_max (tuning.md).
-            let _ = s.set_recv_buffer_size(8 << 20);
-            let _ = s.set_send_buffer_size(8 << 20);
-        }
-    }
-    s.bind(&addr.into())?;
-    if proto == Proto::Tcp {
-        s.listen(4096)?;
-    }
-    Ok(s)
-}
-
-fn is_no_ipv6(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::AddrNotAvailable
-        || e.raw_os_error() == Some(97 /* EAFNOSUPPORT */)
-}
-
-struct Bound {
-    port: u16,
-    endpoints: Vec<(Proto, SocketAddr)>,
-}
-
-/// Settles the port and the endpoints: each is bound once without
-/// `SO_REUSEPORT`, so that a port another process (or another copy of this
-/// tracker) holds is an error instead of a silently shared port.
-fn probe(cfg: &ServerConfig) -> Result<Bound, StartError> {
-    let mut ips: Vec<IpAddr> = Vec::new();
-    ips.extend(cfg.listen_v4.map(IpAddr::V4));
-    ips.extend(cfg.listen_v6.map(IpAddr::V6));
-    let mut protos = Vec::new();
-    if cfg.http || cfg.ws {
-        protos.push(Proto::Tcp);
-    }
-    if cfg.udp {
-        protos.push(Proto::Udp);
-    }
-    let tries = if cfg.port == 0 { 32 } else { 1 };
-    'attempt: for attempt in 0..tries {
-        let mut port = cfg.port;
-        let mut held = Vec::new();
-        let mut endpoints = Vec::new();
-        for &ip in &ips {
-            for &proto in &protos {
-                let addr = SocketAddr::new(ip, port);
-                match socket(addr, proto, false) {
-                    Ok(s) => {
-                        if port == 0 {
-                            port = s
-                                .local_addr()
-                                .ok()
-                                .and_then(|a| a.as_socket())
-                                .map_or(0, |a| a.port());
-                        }
-                        held.push(s);
-                        endpoints.push((proto, SocketAddr::new(ip, port)));
-                    }
-                    Err(e) if ip.is_ipv6() && !cfg.require_v6 && is_no_ipv6(&e) => {
-                        log(
-                            cfg,
-                            LogLevel::Warnings,
-                            format_args!("no IPv6 on this host ({e}); serving IPv4 only"),
-                        );
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                        if cfg.port == 0 && attempt + 1 < tries {
-                            continue 'attempt;
-                        }
-                        return Err(StartError::PortInUse {
-                            proto: proto.name(),
-                            addr,
-                        });
-                    }
-                    Err(error) => {
-                        return Err(StartError::Bind {
-                            proto: proto.name(),
-                            addr,
-                            error,
-                        })
-                    }
-                }
-            }
-        }
-        if endpoints.is_empty() {
-            break;
-        }
-        drop(held);
-        return Ok(Bound { port, endpoints });
-    }
-    Err(StartError::Worker("no endpoint could be bound".into()))
-}
-
-fn bind_workers(bound: &Bound, workers: usize) -> Result<Vec<Sockets>, StartError> {
-    (0..workers)
-        .map(|_| {
-            let mut s = Sockets::default();
-            for &(proto, addr) in &bound.endpoints {
-                let sock = socket(addr, proto, true).map_err(|error| match error.kind() {
-                    io::ErrorKind::AddrInUse => StartError::PortInUse {
-                        proto: proto.name(),
-                        addr,
-                    },
-                    _ => StartError::Bind {
-                        proto: proto.name(),
-                        addr,
-                        error,
-                    },
-                })?;
-                let slot = match (proto, addr.is_ipv6()) {
-                    (Proto::Udp, false) => &mut s.udp4,
-                    (Proto::Udp, true) => &mut s.udp6,
-                    (Proto::Tcp, false) => &mut s.tcp4,
-                    (Proto::Tcp, true) => &mut s.tcp6,
-                };
-                *slot = Some(sock);
-            }
-            Ok(s)
-        })
-        .collect()
 }
 
 /// How long the workers may take to start before the start fails, and how

@@ -1,0 +1,162 @@
+//! The sockets: the port settled once without `SO_REUSEPORT` (so a port
+//! another process holds is an error, not a shared port), then one set per
+//! worker with it.
+
+use super::error::StartError;
+use super::logging::log;
+use super::start::Sockets;
+use crate::config::{LogLevel, ServerConfig};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+pub(super) fn socket(addr: SocketAddr, proto: Proto, reuse_port: bool) -> io::Result<Socket> {
+    let (ty, p) = match proto {
+        Proto::Tcp => (Type::STREAM, Protocol::TCP),
+        Proto::Udp => (Type::DGRAM, Protocol::UDP),
+    };
+    let s = Socket::new(Domain::for_address(addr), ty, Some(p))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    match proto {
+        Proto::Tcp => s.set_reuse_address(true)?,
+        Proto::Udp => {
+            // Best effort: the kernel caps these at net.core.{r,w}mem_max (tuning.md).
+            let _ = s.set_recv_buffer_size(8 << 20);
+            let _ = s.set_send_buffer_size(8 << 20);
+        }
+    }
+    s.bind(&addr.into())?;
+    if proto == Proto::Tcp {
+        s.listen(4096)?;
+    }
+    Ok(s)
+}
+
+fn is_no_ipv6(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::AddrNotAvailable
+        || e.raw_os_error() == Some(97 /* EAFNOSUPPORT */)
+}
+
+pub(super) struct Bound {
+    pub port: u16,
+    pub endpoints: Vec<(Proto, SocketAddr)>,
+}
+
+/// Settles the port and the endpoints: each is bound once without
+/// `SO_REUSEPORT`, so that a port another process (or another copy of this
+/// tracker) holds is an error instead of a silently shared port.
+pub(super) fn probe(cfg: &ServerConfig) -> Result<Bound, StartError> {
+    let mut ips: Vec<IpAddr> = Vec::new();
+    ips.extend(cfg.listen_v4.map(IpAddr::V4));
+    ips.extend(cfg.listen_v6.map(IpAddr::V6));
+    let mut protos = Vec::new();
+    if cfg.http || cfg.ws {
+        protos.push(Proto::Tcp);
+    }
+    if cfg.udp {
+        protos.push(Proto::Udp);
+    }
+    let tries = if cfg.port == 0 { 32 } else { 1 };
+    'attempt: for attempt in 0..tries {
+        let mut port = cfg.port;
+        let mut held = Vec::new();
+        let mut endpoints = Vec::new();
+        for &ip in &ips {
+            for &proto in &protos {
+                let addr = SocketAddr::new(ip, port);
+                match socket(addr, proto, false) {
+                    Ok(s) => {
+                        if port == 0 {
+                            port = s
+                                .local_addr()
+                                .ok()
+                                .and_then(|a| a.as_socket())
+                                .map_or(0, |a| a.port());
+                        }
+                        held.push(s);
+                        endpoints.push((proto, SocketAddr::new(ip, port)));
+                    }
+                    Err(e) if ip.is_ipv6() && !cfg.require_v6 && is_no_ipv6(&e) => {
+                        log(
+                            cfg,
+                            LogLevel::Warnings,
+                            format_args!("no IPv6 on this host ({e}); serving IPv4 only"),
+                        );
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                        if cfg.port == 0 && attempt + 1 < tries {
+                            continue 'attempt;
+                        }
+                        return Err(StartError::PortInUse {
+                            proto: proto.name(),
+                            addr,
+                        });
+                    }
+                    Err(error) => {
+                        return Err(StartError::Bind {
+                            proto: proto.name(),
+                            addr,
+                            error,
+                        })
+                    }
+                }
+            }
+        }
+        if endpoints.is_empty() {
+            break;
+        }
+        drop(held);
+        return Ok(Bound { port, endpoints });
+    }
+    Err(StartError::Worker("no endpoint could be bound".into()))
+}
+
+pub(super) fn bind_workers(bound: &Bound, workers: usize) -> Result<Vec<Sockets>, StartError> {
+    (0..workers)
+        .map(|_| {
+            let mut s = Sockets::default();
+            for &(proto, addr) in &bound.endpoints {
+                let sock = socket(addr, proto, true).map_err(|error| match error.kind() {
+                    io::ErrorKind::AddrInUse => StartError::PortInUse {
+                        proto: proto.name(),
+                        addr,
+                    },
+                    _ => StartError::Bind {
+                        proto: proto.name(),
+                        addr,
+                        error,
+                    },
+                })?;
+                let slot = match (proto, addr.is_ipv6()) {
+                    (Proto::Udp, false) => &mut s.udp4,
+                    (Proto::Udp, true) => &mut s.udp6,
+                    (Proto::Tcp, false) => &mut s.tcp4,
+                    (Proto::Tcp, true) => &mut s.tcp6,
+                };
+                *slot = Some(sock);
+            }
+            Ok(s)
+        })
+        .collect()
+}
