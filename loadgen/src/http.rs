@@ -5,7 +5,7 @@ use crate::report::{Live, Stats, Unpublished, Verdict};
 use crate::workload::{open_loop_wait, Generator, Kind};
 use crate::LoadOpts;
 use bittorrent_tracker::protocol::bencode::{self, Value};
-use bittorrent_tracker::protocol::http::percent_encode;
+use bittorrent_tracker::protocol::http;
 use bittorrent_tracker::protocol::InfoHash;
 use mio::net::TcpStream;
 use mio::{Events, Poll, Token};
@@ -133,11 +133,8 @@ impl Load<'_> {
             0
         } else if kind == Kind::Scrape {
             self.gen.scrape(&mut self.hashes);
-            q.push_str("/scrape?");
-            for (i, h) in self.hashes.iter().enumerate() {
-                q.push_str(if i == 0 { "info_hash=" } else { "&info_hash=" });
-                percent_encode(&h.0, q);
-            }
+            q.push_str("/scrape");
+            http::write_scrape_query(&self.hashes, q);
             self.hashes.sort_unstable();
             self.hashes.dedup();
             self.hashes.len() as u32
@@ -150,24 +147,12 @@ impl Load<'_> {
                 self.opts.sources.max(1).min(self.opts.connections.max(1)),
             );
             let port = 1 + (peer % 65_535) as u16;
-            let a = self.gen.announce(peer, port);
-            q.push_str("/announce?info_hash=");
-            percent_encode(&a.info_hash.0, q);
-            q.push_str("&peer_id=");
-            percent_encode(&a.peer_id.0, q);
-            use std::fmt::Write as _;
-            let _ = write!(
-                q,
-                "&port={}&uploaded=0&downloaded=0&left={}&numwant={}&compact=1&key={:x}",
-                a.port,
-                a.left.unwrap_or(0),
-                self.gen.numwant(),
-                a.key.unwrap_or(0)
-            );
-            if !a.event.as_str().is_empty() {
-                q.push_str("&event=");
-                q.push_str(a.event.as_str());
-            }
+            let mut a = self.gen.announce(peer, port);
+            a.left = Some(a.left.unwrap_or(0));
+            a.numwant = Some(self.gen.numwant());
+            a.key = Some(a.key.unwrap_or(0));
+            q.push_str("/announce");
+            http::write_announce_query(&a, &[], q);
             self.gen.numwant()
         };
         c.wbuf.clear();

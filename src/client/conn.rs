@@ -3,8 +3,7 @@
 
 use crate::protocol::ws::{self as wsw, ClientOffer, ServerMessage};
 use crate::protocol::{
-    http as httpw, udp as udpw, AnnounceRequest, AnnounceResponse, Event, InfoHash, PeerId,
-    ScrapeStats,
+    http as httpw, udp as udpw, AnnounceRequest, AnnounceResponse, InfoHash, PeerId, ScrapeStats,
 };
 use std::fmt;
 use std::io::ErrorKind;
@@ -268,13 +267,6 @@ pub struct Http {
     opts: ConnOptions,
 }
 
-fn push_param(url: &mut String, key: &str, value: &str) {
-    url.push(if url.contains('?') { '&' } else { '?' });
-    url.push_str(key);
-    url.push('=');
-    url.push_str(value);
-}
-
 impl Http {
     fn new(url: Url, opts: ConnOptions) -> Http {
         let agent = ureq::Agent::config_builder()
@@ -311,31 +303,7 @@ impl Http {
 
     fn announce(&mut self, a: &AnnounceRequest) -> Result<AnnounceResponse, TrackerError> {
         let mut url = self.url.to_string();
-        let mut enc = String::with_capacity(60);
-        httpw::percent_encode(&a.info_hash.0, &mut enc);
-        push_param(&mut url, "info_hash", &enc);
-        enc.clear();
-        httpw::percent_encode(&a.peer_id.0, &mut enc);
-        push_param(&mut url, "peer_id", &enc);
-        push_param(&mut url, "port", &a.port.to_string());
-        push_param(&mut url, "uploaded", &a.uploaded.to_string());
-        push_param(&mut url, "downloaded", &a.downloaded.to_string());
-        if let Some(left) = a.left {
-            push_param(&mut url, "left", &left.to_string());
-        }
-        push_param(&mut url, "compact", "1");
-        if a.event != Event::None {
-            push_param(&mut url, "event", a.event.as_str());
-        }
-        if let Some(n) = a.numwant {
-            push_param(&mut url, "numwant", &n.to_string());
-        }
-        if let Some(k) = a.key {
-            push_param(&mut url, "key", &format!("{k:08x}"));
-        }
-        for (k, v) in &self.opts.query {
-            push_param(&mut url, k, v);
-        }
+        httpw::write_announce_query(a, &self.opts.query, &mut url);
         let body = self.get(&url)?;
         Ok(httpw::parse_announce_response(&body)?)
     }
@@ -347,11 +315,7 @@ impl Http {
         let mut url = scrape_url(&self.url)
             .ok_or(TrackerError::NoScrape)?
             .to_string();
-        for h in hashes {
-            let mut enc = String::with_capacity(60);
-            httpw::percent_encode(&h.0, &mut enc);
-            push_param(&mut url, "info_hash", &enc);
-        }
+        httpw::write_scrape_query(hashes, &mut url);
         let body = self.get(&url)?;
         Ok(httpw::parse_scrape_response(&body)?)
     }

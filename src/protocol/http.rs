@@ -107,6 +107,56 @@ pub fn percent_encode(bytes: &[u8], out: &mut String) {
     }
 }
 
+/// Appends `?` or `&` to `out`, whichever continues its query.
+fn next_param(out: &mut String) {
+    out.push(if out.contains('?') { '&' } else { '?' });
+}
+
+/// Writes an announce's query onto `out` (a URL or a path, with or without
+/// a query already): `info_hash`, `peer_id`, `port`, `uploaded`,
+/// `downloaded`, `left`, `compact=1`, then `event`, `numwant` and `key`
+/// when the request has them, in the order [`parse_announce`] reads in any
+/// order. Extra `key=value` pairs (already escaped) follow.
+pub fn write_announce_query(a: &AnnounceRequest, extra: &[(String, String)], out: &mut String) {
+    use std::fmt::Write as _;
+    next_param(out);
+    out.push_str("info_hash=");
+    percent_encode(&a.info_hash.0, out);
+    out.push_str("&peer_id=");
+    percent_encode(&a.peer_id.0, out);
+    let _ = write!(
+        out,
+        "&port={}&uploaded={}&downloaded={}",
+        a.port, a.uploaded, a.downloaded
+    );
+    if let Some(left) = a.left {
+        let _ = write!(out, "&left={left}");
+    }
+    out.push_str("&compact=1");
+    if a.event != Event::None {
+        out.push_str("&event=");
+        out.push_str(a.event.as_str());
+    }
+    if let Some(n) = a.numwant {
+        let _ = write!(out, "&numwant={n}");
+    }
+    if let Some(k) = a.key {
+        let _ = write!(out, "&key={k:08x}");
+    }
+    for (k, v) in extra {
+        let _ = write!(out, "&{k}={v}");
+    }
+}
+
+/// Writes a scrape's query onto `out`: one `info_hash` per hash.
+pub fn write_scrape_query(hashes: &[InfoHash], out: &mut String) {
+    for h in hashes {
+        next_param(out);
+        out.push_str("info_hash=");
+        percent_encode(&h.0, out);
+    }
+}
+
 fn number<T: std::str::FromStr>(raw: &[u8], name: &'static str) -> Result<T, QueryError> {
     // Numbers never need escaping; a client that escapes them anyway is refused
     // with the field's name rather than guessed at.
@@ -712,16 +762,45 @@ mod tests {
         }
 
         #[test]
-        fn any_hash_survives_encoding(h in any::<[u8; 20]>(), pid in any::<[u8; 20]>(), port in 1u16..) {
-            let mut q = String::from("info_hash=");
-            percent_encode(&h, &mut q);
-            q.push_str("&peer_id=");
-            percent_encode(&pid, &mut q);
-            q.push_str(&format!("&port={port}"));
-            let a = parse_announce(q.as_bytes()).unwrap();
-            prop_assert_eq!(a.request.info_hash.0, h);
-            prop_assert_eq!(a.request.peer_id.0, pid);
-            prop_assert_eq!(a.request.port, port);
+        fn written_announces_parse_back_the_same(
+            h in any::<[u8; 20]>(),
+            pid in any::<[u8; 20]>(),
+            port in 1u16..,
+            up in any::<u64>(),
+            down in any::<u64>(),
+            left in proptest::option::of(any::<u64>()),
+            event in 0usize..5,
+            numwant in proptest::option::of(1u32..),
+            key in proptest::option::of(any::<u32>()),
+        ) {
+            let a = AnnounceRequest {
+                info_hash: InfoHash(h),
+                peer_id: PeerId(pid),
+                port,
+                uploaded: up,
+                downloaded: down,
+                left,
+                event: [Event::None, Event::Started, Event::Completed, Event::Stopped, Event::Paused][event],
+                numwant,
+                key,
+            };
+            let mut url = String::from("http://t.example/announce?passkey=x");
+            write_announce_query(&a, &[("supportcrypto".into(), "1".into())], &mut url);
+            let (_, query) = split_target(url.strip_prefix("http://t.example").unwrap().as_bytes());
+            let back = parse_announce(query).unwrap();
+            prop_assert_eq!(back.request, a);
+            prop_assert!(back.compact);
+        }
+
+        #[test]
+        fn written_scrapes_parse_back_the_same(hashes in proptest::collection::vec(any::<[u8; 20]>(), 1..10)) {
+            let hashes: Vec<InfoHash> = hashes.into_iter().map(InfoHash).collect();
+            let mut path = String::from("/scrape");
+            write_scrape_query(&hashes, &mut path);
+            let (_, query) = split_target(path.as_bytes());
+            let mut back = Vec::new();
+            parse_scrape(query, 74, &mut back).unwrap();
+            prop_assert_eq!(back, hashes);
         }
     }
 }
