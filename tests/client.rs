@@ -5,7 +5,7 @@
 mod common;
 use bittorrent_tracker::client::conn::{ConnOptions, TrackerError};
 use bittorrent_tracker::client::{self, Client, ClientEvent, ClientOptions, TransferStats};
-use bittorrent_tracker::protocol::ws::ClientOffer;
+use bittorrent_tracker::protocol::ws::{Offer, Relayed, Sdp};
 use bittorrent_tracker::{InfoHash, PeerId};
 use common::*;
 use crossbeam_channel::Receiver;
@@ -178,7 +178,7 @@ fn websocket_offers_and_answers_reach_the_application() {
     o.numwant = Some(2);
     o.offers = Some(Arc::new(|n| {
         (0..n)
-            .map(|i| ClientOffer {
+            .map(|i| Offer {
                 offer_id: [b'a' + i as u8; 20],
                 offer: serde_json::value::RawValue::from_string(format!(
                     "{{\"type\":\"offer\",\"sdp\":\"sdp-{i}\"}}"
@@ -190,34 +190,50 @@ fn websocket_offers_and_answers_reach_the_application() {
     let second = Client::new(o);
     second.start();
     // The first client gets one of the offers.
-    let seen = wait_for(first.events(), |e| matches!(e, ClientEvent::Offer { .. }));
-    let Some(ClientEvent::Offer {
-        peer_id,
-        offer_id,
-        offer,
+    let is = |want_offer: bool| {
+        move |e: &ClientEvent| match e {
+            ClientEvent::Relayed { relayed, .. } => {
+                matches!(relayed.sdp, Sdp::Offer(_)) == want_offer
+            }
+            _ => false,
+        }
+    };
+    let seen = wait_for(first.events(), is(true));
+    let Some(ClientEvent::Relayed {
+        relayed:
+            Relayed {
+                peer_id,
+                offer_id,
+                sdp: offer,
+                ..
+            },
         ..
     }) = seen.last().cloned()
     else {
         unreachable!()
     };
     assert_eq!(peer_id, PeerId(peer_id_of(2)));
-    assert!(offer.contains("sdp-"), "{offer}");
+    assert!(offer.json().contains("sdp-"), "{offer:?}");
     first.answer(
         &url,
         peer_id,
         offer_id,
         r#"{"type":"answer","sdp":"reply"}"#,
     );
-    let seen = wait_for(second.events(), |e| matches!(e, ClientEvent::Answer { .. }));
+    let seen = wait_for(second.events(), is(false));
     match seen.last() {
-        Some(ClientEvent::Answer {
-            peer_id,
-            offer_id: got,
-            answer,
+        Some(ClientEvent::Relayed {
+            relayed:
+                Relayed {
+                    peer_id,
+                    offer_id: got,
+                    sdp: answer,
+                    ..
+                },
             ..
         }) => {
             assert_eq!((*peer_id, *got), (PeerId(peer_id_of(1)), offer_id));
-            assert_eq!(answer, r#"{"type":"answer","sdp":"reply"}"#);
+            assert_eq!(answer.json(), r#"{"type":"answer","sdp":"reply"}"#);
         }
         other => panic!("{other:?}"),
     }

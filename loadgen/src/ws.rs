@@ -7,11 +7,14 @@
 use crate::report::{Live, Stats, Unpublished, Verdict};
 use crate::workload::{Generator, Kind};
 use crate::LoadOpts;
-use bittorrent_tracker::protocol::ws::to_binary;
+use bittorrent_tracker::protocol::ws::{
+    parse_server_message, Offer, Sdp, ServerMessage, WsAnnounce, WsRequest,
+};
 use bittorrent_tracker::protocol::InfoHash;
 use mio::net::TcpStream;
 use mio::{Events, Poll, Token};
-use serde_json::{json, Value};
+use serde_json::json;
+use serde_json::value::RawValue;
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
@@ -28,6 +31,12 @@ const OFFER_WAIT: Duration = Duration::from_secs(10);
 const DRAIN: Duration = Duration::from_secs(3);
 const QUIET: Duration = Duration::from_millis(250);
 const SDP: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:load\r\na=ice-pwd:generatorgeneratorgenera\r\na=fingerprint:sha-256 00:00\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n";
+
+/// A session description of `kind` (offer or answer) with [`SDP`], as JSON.
+fn sdp(kind: &str) -> Box<RawValue> {
+    let text = json!({"type": kind, "sdp": SDP}).to_string();
+    RawValue::from_string(text).expect("JSON is JSON")
+}
 
 /// A connection's socket: upgrading, then framed by tungstenite.
 enum Sock {
@@ -59,6 +68,9 @@ struct Load {
     id: u64,
     /// Past the deadline: replies are counted, nothing new is sent.
     draining: bool,
+    /// The session descriptions every offer and answer carries.
+    offer_sdp: Box<RawValue>,
+    answer_sdp: Box<RawValue>,
 }
 
 impl Load {
@@ -67,14 +79,13 @@ impl Load {
         let msg = if self.gen.garbage() {
             // Not a valid announce: a tracker must answer with a failure reason.
             c.waiting.push_back((Kind::Garbage, now));
-            json!({"action": "announce", "info_hash": "too short", "peer_id": 5})
+            json!({"action": "announce", "info_hash": "too short", "peer_id": 5}).to_string()
         } else if self.gen.kind() == Kind::Scrape {
             self.gen.scrape(&mut self.hashes);
-            let hashes: Vec<String> = self.hashes.iter().map(|h| to_binary(&h.0)).collect();
             c.waiting.push_back((Kind::Scrape, now));
-            json!({"action": "scrape", "info_hash": hashes})
+            WsRequest::Scrape(self.hashes.clone()).to_json()
         } else {
-            let a = self.gen.announce(c.peer, 0);
+            let mut a = self.gen.announce(c.peer, 0);
             let mut offers = Vec::with_capacity(self.offers_per_announce);
             for _ in 0..self.offers_per_announce {
                 // Unique per thread, peer and offer: the tracker keys offers by id.
@@ -84,82 +95,68 @@ impl Load {
                 oid[8..16].copy_from_slice(&c.next_offer.to_be_bytes());
                 c.next_offer += 1;
                 c.offers.insert(oid, now);
-                offers.push(
-                    json!({"offer": {"type": "offer", "sdp": SDP}, "offer_id": to_binary(&oid)}),
-                );
+                offers.push(Offer {
+                    offer_id: oid,
+                    offer: self.offer_sdp.clone(),
+                });
             }
             c.waiting.push_back((Kind::Announce, now));
-            let mut m = json!({
-                "action": "announce", "info_hash": to_binary(&a.info_hash.0), "peer_id": to_binary(&a.peer_id.0),
-                "numwant": offers.len(), "uploaded": 0, "downloaded": 0, "left": a.left.unwrap_or(0), "offers": offers,
-            });
-            if !a.event.as_str().is_empty() {
-                m["event"] = json!(a.event.as_str());
-            }
-            m
+            a.numwant = Some(offers.len() as u32);
+            a.left = Some(a.left.unwrap_or(0));
+            WsRequest::Announce(Box::new(WsAnnounce::new(a, offers))).to_json()
         };
         let kind = c.waiting.back().map_or(Kind::Announce, |w| w.0);
         self.stats.sent[kind as usize] += 1;
         // A full socket leaves the frame in tungstenite's buffer, flushed on writable.
-        let _ = ws.send(Message::text(msg.to_string()));
+        let _ = ws.send(Message::text(msg));
     }
 
     /// Handles one message from the tracker.
     fn message(&mut self, c: &mut Conn, ws: &mut WebSocket<TcpStream>, text: &str, now: Instant) {
-        let Ok(v) = serde_json::from_str::<Value>(text) else {
-            return self.stats.tally(
-                Kind::Announce,
-                Verdict::Invalid,
-                Duration::ZERO,
-                &mut self.u,
-            );
-        };
-        if let Some(offer) = v.get("offer") {
-            // Another peer's offer: answer it, as a browser would.
-            let ok = offer.is_object()
-                && v["offer_id"].is_string()
-                && v["peer_id"].is_string()
-                && v["info_hash"].is_string();
-            if !ok {
+        let m = match parse_server_message(text) {
+            Ok(m) => m,
+            Err(_) => {
                 return self.stats.tally(
-                    Kind::Answer,
+                    Kind::Announce,
                     Verdict::Invalid,
                     Duration::ZERO,
                     &mut self.u,
-                );
+                )
             }
-            if self.draining {
-                // Its answer could not land before the run ends: not sent.
+        };
+        let m = match m {
+            ServerMessage::Relayed(r) => {
+                match r.sdp {
+                    // Another peer's offer: answer it, as a browser would,
+                    // unless the run is over (its answer could not land).
+                    Sdp::Offer(_) if self.draining => {}
+                    Sdp::Offer(_) => {
+                        let me = self.gen.announce(c.peer, 0).peer_id;
+                        let answer = WsAnnounce::answer(
+                            r.info_hash,
+                            me,
+                            r.peer_id,
+                            r.offer_id,
+                            self.answer_sdp.clone(),
+                        );
+                        self.stats.sent[Kind::Answer as usize] += 1;
+                        let text = WsRequest::Announce(Box::new(answer)).to_json();
+                        let _ = ws.send(Message::text(text));
+                    }
+                    // The answer to one of this peer's offers.
+                    Sdp::Answer(_) => {
+                        let (verdict, latency) = match c.offers.remove(&r.offer_id) {
+                            Some(at) => (Verdict::Ok, now.saturating_duration_since(at)),
+                            None => (Verdict::Invalid, Duration::ZERO),
+                        };
+                        self.stats
+                            .tally(Kind::Answer, verdict, latency, &mut self.u);
+                    }
+                }
                 return;
             }
-            let a = self.gen.announce(c.peer, 0);
-            let answer = json!({
-                "action": "announce", "info_hash": v["info_hash"], "peer_id": to_binary(&a.peer_id.0),
-                "to_peer_id": v["peer_id"], "offer_id": v["offer_id"], "answer": {"type": "answer", "sdp": SDP},
-            });
-            self.stats.sent[Kind::Answer as usize] += 1;
-            let _ = ws.send(Message::text(answer.to_string()));
-            return;
-        }
-        if v.get("answer").is_some() {
-            // The answer to one of this peer's offers.
-            let oid = v["offer_id"]
-                .as_str()
-                .and_then(bittorrent_tracker::protocol::ws::binary20);
-            match oid.and_then(|o| c.offers.remove(&o)) {
-                Some(at) => self.stats.tally(
-                    Kind::Answer,
-                    Verdict::Ok,
-                    now.saturating_duration_since(at),
-                    &mut self.u,
-                ),
-                None => {
-                    self.stats
-                        .tally(Kind::Answer, Verdict::Invalid, Duration::ZERO, &mut self.u)
-                }
-            }
-            return;
-        }
+            m => m,
+        };
         // A reply to this connection's own request, in order. A reply with
         // none pending acknowledges an answer (the reference tracker sends
         // those): counted as late, it cannot be told from the next reply.
@@ -167,29 +164,15 @@ impl Load {
             self.stats.late += 1;
             return;
         };
-        let verdict = if v.get("failure reason").is_some() {
-            if kind == Kind::Garbage {
+        let verdict = match (kind, &m) {
+            (Kind::Garbage, ServerMessage::Failure { .. }) => Verdict::Ok,
+            (Kind::Garbage, _) => Verdict::Invalid,
+            (_, ServerMessage::Failure { .. }) => Verdict::Error,
+            (Kind::Scrape, ServerMessage::Scrape(_)) => Verdict::Ok,
+            (Kind::Announce, ServerMessage::Announce { interval, .. }) if interval.is_some() => {
                 Verdict::Ok
-            } else {
-                Verdict::Error
             }
-        } else if kind == Kind::Garbage {
-            Verdict::Invalid
-        } else {
-            let ok = match kind {
-                Kind::Scrape => v["action"] == "scrape" && v["files"].is_object(),
-                _ => {
-                    v["action"] == "announce"
-                        && v["interval"].is_u64()
-                        && v["complete"].is_u64()
-                        && v["incomplete"].is_u64()
-                }
-            };
-            if ok {
-                Verdict::Ok
-            } else {
-                Verdict::Invalid
-            }
+            _ => Verdict::Invalid,
         };
         self.stats.tally(
             kind,
@@ -293,6 +276,8 @@ pub fn engine(
         offers_per_announce: opts.offers,
         id: thread as u64,
         draining: false,
+        offer_sdp: sdp("offer"),
+        answer_sdp: sdp("answer"),
     };
     let timeout = Duration::from_millis(opts.timeout_ms);
     let mut events = Events::with_capacity(1024);

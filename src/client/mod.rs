@@ -24,9 +24,9 @@
 pub mod cli;
 pub mod conn;
 
-use crate::protocol::ws::ClientOffer;
+use crate::protocol::ws::{Offer, Relayed};
 use crate::protocol::{AnnounceRequest, AnnounceResponse, Event, InfoHash, PeerId, ScrapeStats};
-use conn::{Conn, ConnOptions, Relayed, TrackerError};
+use conn::{Conn, ConnOptions, TrackerError};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +48,7 @@ pub struct TransferStats {
 /// Supplies the transfer figures at each announce.
 pub type StatsFn = Arc<dyn Fn() -> TransferStats + Send + Sync>;
 /// Supplies WebRTC offers for a WebSocket announce that wants this many.
-pub type OffersFn = Arc<dyn Fn(usize) -> Vec<ClientOffer> + Send + Sync>;
+pub type OffersFn = Arc<dyn Fn(usize) -> Vec<Offer> + Send + Sync>;
 
 /// What a [`Client`] is built from.
 #[derive(Clone)]
@@ -113,22 +113,9 @@ pub enum ClientEvent {
     Warning { url: String, message: String },
     /// Nothing can be done: no announce URL could be used.
     Error { message: String },
-    /// Another peer's WebRTC offer, relayed by a WebSocket tracker; answer it
-    /// with [`Client::answer`].
-    Offer {
-        url: String,
-        peer_id: PeerId,
-        offer_id: [u8; 20],
-        /// The session description, as JSON.
-        offer: String,
-    },
-    /// The answer to one of this client's offers.
-    Answer {
-        url: String,
-        peer_id: PeerId,
-        offer_id: [u8; 20],
-        answer: String,
-    },
+    /// A WebSocket tracker relayed another peer's WebRTC offer (answer it
+    /// with [`Client::answer`]) or the answer to one of this client's.
+    Relayed { url: String, relayed: Relayed },
 }
 
 enum Cmd {
@@ -330,7 +317,10 @@ impl Run {
     fn relay(&self) -> impl FnMut(Relayed) {
         let (events, url) = (self.events.clone(), self.url.clone());
         move |r| {
-            let _ = events.send(relayed_event(&url, r));
+            let _ = events.send(ClientEvent::Relayed {
+                url: url.clone(),
+                relayed: r,
+            });
         }
     }
 
@@ -491,33 +481,6 @@ impl Run {
             Err(TrackerError::Cancelled) => {}
             Err(e) => self.warn(&e),
         }
-    }
-}
-
-fn relayed_event(url: &str, r: Relayed) -> ClientEvent {
-    match r {
-        Relayed::Offer {
-            peer_id,
-            offer_id,
-            offer,
-            ..
-        } => ClientEvent::Offer {
-            url: url.to_string(),
-            peer_id,
-            offer_id,
-            offer,
-        },
-        Relayed::Answer {
-            peer_id,
-            offer_id,
-            answer,
-            ..
-        } => ClientEvent::Answer {
-            url: url.to_string(),
-            peer_id,
-            offer_id,
-            answer,
-        },
     }
 }
 

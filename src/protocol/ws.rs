@@ -7,15 +7,16 @@ use super::{AnnounceRequest, Event, InfoHash, PeerId, ScrapeStats};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// An offer to be handed to another peer.
-#[derive(Debug)]
+/// A WebRTC offer a peer sends with its announce, to be handed to another
+/// peer of the swarm.
+#[derive(Clone, Debug)]
 pub struct Offer {
     pub offer_id: [u8; 20],
     pub offer: Box<RawValue>,
 }
 
-/// An answer to an offer, for the peer that made it.
-#[derive(Debug)]
+/// A peer's answer to an offer it was handed, for the peer that made it.
+#[derive(Clone, Debug)]
 pub struct Answer {
     pub to_peer_id: PeerId,
     pub offer_id: [u8; 20],
@@ -23,7 +24,9 @@ pub struct Answer {
 }
 
 /// A WebSocket announce: the shared request, plus offers and an answer.
-#[derive(Debug)]
+/// The server parses it ([`parse`]); a client writes it
+/// ([`WsRequest::to_json`]).
+#[derive(Clone, Debug)]
 pub struct WsAnnounce {
     /// `port` is 0: WebSocket peers are reached through the tracker.
     pub request: AnnounceRequest,
@@ -34,8 +37,8 @@ pub struct WsAnnounce {
     pub answer_only: bool,
 }
 
-/// A request from a WebSocket client.
-#[derive(Debug)]
+/// A message from a WebSocket client to the tracker.
+#[derive(Clone, Debug)]
 pub enum WsRequest {
     Announce(Box<WsAnnounce>),
     /// Hashes to scrape; empty for every torrent.
@@ -228,6 +231,65 @@ pub fn announce_reply(info_hash: &InfoHash, interval: u32, s: &ScrapeStats) -> S
     .expect("plain data serializes")
 }
 
+/// A WebRTC session description the tracker relays between two peers of a
+/// swarm: an offer (to a peer it picked) or the answer to one (to the peer
+/// that made the offer). The tracker writes it ([`Relayed::to_json`], or
+/// [`offer_message`] and [`answer_message`] from what it parsed), a client
+/// reads it ([`ServerMessage::Relayed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relayed {
+    pub info_hash: InfoHash,
+    /// The peer it comes from.
+    pub peer_id: PeerId,
+    pub offer_id: [u8; 20],
+    pub sdp: Sdp,
+}
+
+/// The session description of a [`Relayed`] message, as JSON
+/// (`{"type":"offer","sdp":...}`).
+#[derive(Clone, Debug)]
+pub enum Sdp {
+    Offer(Box<RawValue>),
+    Answer(Box<RawValue>),
+}
+
+impl Sdp {
+    /// The session description's JSON text.
+    pub fn json(&self) -> &str {
+        match self {
+            Sdp::Offer(j) | Sdp::Answer(j) => j.get(),
+        }
+    }
+}
+
+impl PartialEq for Sdp {
+    fn eq(&self, other: &Sdp) -> bool {
+        matches!(
+            (self, other),
+            (Sdp::Offer(_), Sdp::Offer(_)) | (Sdp::Answer(_), Sdp::Answer(_))
+        ) && self.json() == other.json()
+    }
+}
+
+impl Eq for Sdp {}
+
+impl Relayed {
+    /// `{action:"announce", offer|answer, offer_id, peer_id, info_hash}`.
+    pub fn to_json(&self) -> String {
+        let (offer, answer) = match &self.sdp {
+            Sdp::Offer(o) => (Some(&**o), None),
+            Sdp::Answer(a) => (None, Some(&**a)),
+        };
+        relay(
+            &self.info_hash,
+            &self.peer_id,
+            &self.offer_id,
+            offer,
+            answer,
+        )
+    }
+}
+
 #[derive(Serialize)]
 struct Relay<'a> {
     action: &'static str,
@@ -240,6 +302,8 @@ struct Relay<'a> {
     info_hash: &'a str,
 }
 
+/// A [`Relayed`] message's JSON, from borrowed parts (the server relays
+/// what it parsed without copying the session description first).
 fn relay(
     info_hash: &InfoHash,
     from: &PeerId,
@@ -258,12 +322,12 @@ fn relay(
     .expect("plain data serializes")
 }
 
-/// An offer as handed to its receiver: `{action, offer, offer_id, peer_id, info_hash}`.
+/// The [`Relayed`] offer `o` from `from`, as handed to its receiver.
 pub fn offer_message(info_hash: &InfoHash, from: &PeerId, o: &Offer) -> String {
     relay(info_hash, from, &o.offer_id, Some(&o.offer), None)
 }
 
-/// An answer as handed to the offerer: `{action, answer, offer_id, peer_id, info_hash}`.
+/// The [`Relayed`] answer `a` from `from`, as handed to the offerer.
 pub fn answer_message(info_hash: &InfoHash, from: &PeerId, a: &Answer) -> String {
     relay(info_hash, from, &a.offer_id, None, Some(&a.answer))
 }
@@ -329,22 +393,14 @@ fn failure(reason: &str, action: Option<&str>, info_hash: Option<&InfoHash>) -> 
 
 // ---- client side ----
 
-/// An offer a client sends with its announce.
-#[derive(Clone, Debug)]
-pub struct ClientOffer {
-    pub offer_id: [u8; 20],
-    /// The WebRTC session description, as JSON (`{"type":"offer","sdp":...}`).
-    pub offer: Box<RawValue>,
-}
-
 #[derive(Serialize)]
-struct ClientOfferOut<'a> {
+struct OfferOut<'a> {
     offer: &'a RawValue,
     offer_id: String,
 }
 
 #[derive(Serialize)]
-struct ClientAnnounce<'a> {
+struct AnnounceOut<'a> {
     action: &'static str,
     info_hash: String,
     peer_id: String,
@@ -355,75 +411,119 @@ struct ClientAnnounce<'a> {
     left: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'static str>,
-    offers: Vec<ClientOfferOut<'a>>,
+    offers: Vec<OfferOut<'a>>,
 }
 
-/// A client's announce: `{action:"announce", info_hash, peer_id, numwant,
-/// uploaded, downloaded, left, event, offers}`.
-pub fn client_announce(a: &AnnounceRequest, offers: &[ClientOffer]) -> String {
-    serde_json::to_string(&ClientAnnounce {
-        action: "announce",
-        info_hash: to_binary(&a.info_hash.0),
-        peer_id: to_binary(&a.peer_id.0),
-        numwant: a.numwant.unwrap_or(offers.len() as u32),
-        uploaded: a.uploaded,
-        downloaded: a.downloaded,
-        left: a.left,
-        event: match a.event {
-            Event::None => None,
-            e => Some(e.as_str()),
-        },
-        offers: offers
-            .iter()
-            .map(|o| ClientOfferOut {
-                offer: &o.offer,
-                offer_id: to_binary(&o.offer_id),
+#[derive(Serialize)]
+struct AnswerOut<'a> {
+    action: &'static str,
+    info_hash: String,
+    peer_id: String,
+    to_peer_id: String,
+    offer_id: String,
+    answer: &'a RawValue,
+}
+
+impl WsRequest {
+    /// The message as a client sends it. An announce is `{action:"announce",
+    /// info_hash, peer_id, numwant, uploaded, downloaded, left, event,
+    /// offers}`; an answer alone is `{action:"announce", info_hash, peer_id,
+    /// to_peer_id, offer_id, answer}` (as WebTorrent sends it); a scrape
+    /// names one hash or a list.
+    pub fn to_json(&self) -> String {
+        let a = match self {
+            WsRequest::Scrape(hashes) => {
+                let list: Vec<String> = hashes.iter().map(|h| to_binary(&h.0)).collect();
+                let v = match list.as_slice() {
+                    [one] => serde_json::json!({"action": "scrape", "info_hash": one}),
+                    _ => serde_json::json!({"action": "scrape", "info_hash": list}),
+                };
+                return v.to_string();
+            }
+            WsRequest::Announce(a) => a,
+        };
+        let r = &a.request;
+        if let (true, Some(ans)) = (a.answer_only, &a.answer) {
+            return serde_json::to_string(&AnswerOut {
+                action: "announce",
+                info_hash: to_binary(&r.info_hash.0),
+                peer_id: to_binary(&r.peer_id.0),
+                to_peer_id: to_binary(&ans.to_peer_id.0),
+                offer_id: to_binary(&ans.offer_id),
+                answer: &ans.answer,
             })
-            .collect(),
-    })
-    .expect("plain data serializes")
-}
-
-/// A client's answer to an offer it received.
-pub fn client_answer(
-    info_hash: &InfoHash,
-    peer_id: &PeerId,
-    to_peer_id: &PeerId,
-    offer_id: &[u8; 20],
-    answer: &RawValue,
-) -> String {
-    #[derive(Serialize)]
-    struct Out<'a> {
-        action: &'static str,
-        info_hash: String,
-        peer_id: String,
-        to_peer_id: String,
-        offer_id: String,
-        answer: &'a RawValue,
+            .expect("plain data serializes");
+        }
+        serde_json::to_string(&AnnounceOut {
+            action: "announce",
+            info_hash: to_binary(&r.info_hash.0),
+            peer_id: to_binary(&r.peer_id.0),
+            numwant: r.numwant.unwrap_or(a.offers.len() as u32),
+            uploaded: r.uploaded,
+            downloaded: r.downloaded,
+            left: r.left,
+            event: match r.event {
+                Event::None => None,
+                e => Some(e.as_str()),
+            },
+            offers: a
+                .offers
+                .iter()
+                .map(|o| OfferOut {
+                    offer: &o.offer,
+                    offer_id: to_binary(&o.offer_id),
+                })
+                .collect(),
+        })
+        .expect("plain data serializes")
     }
-    serde_json::to_string(&Out {
-        action: "announce",
-        info_hash: to_binary(&info_hash.0),
-        peer_id: to_binary(&peer_id.0),
-        to_peer_id: to_binary(&to_peer_id.0),
-        offer_id: to_binary(offer_id),
-        answer,
-    })
-    .expect("plain data serializes")
 }
 
-/// A client's scrape of one hash or several.
-pub fn client_scrape(hashes: &[InfoHash]) -> String {
-    let list: Vec<String> = hashes.iter().map(|h| to_binary(&h.0)).collect();
-    let v = match list.as_slice() {
-        [one] => serde_json::json!({"action": "scrape", "info_hash": one}),
-        _ => serde_json::json!({"action": "scrape", "info_hash": list}),
-    };
-    v.to_string()
+impl WsAnnounce {
+    /// An announce with `offers` (WebSocket peers have no port).
+    pub fn new(request: AnnounceRequest, offers: Vec<Offer>) -> WsAnnounce {
+        WsAnnounce {
+            request,
+            offers,
+            answer: None,
+            answer_only: false,
+        }
+    }
+
+    /// `peer_id`'s answer, in swarm `info_hash`, to the offer `offer_id`
+    /// that `to_peer_id` made.
+    pub fn answer(
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        to_peer_id: PeerId,
+        offer_id: [u8; 20],
+        answer: Box<RawValue>,
+    ) -> WsAnnounce {
+        WsAnnounce {
+            request: AnnounceRequest {
+                info_hash,
+                peer_id,
+                port: 0,
+                uploaded: 0,
+                downloaded: 0,
+                left: None,
+                event: Event::None,
+                numwant: None,
+                key: None,
+            },
+            offers: Vec::new(),
+            answer: Some(Answer {
+                to_peer_id,
+                offer_id,
+                answer,
+            }),
+            answer_only: true,
+        }
+    }
 }
 
 /// A message a WebSocket tracker sends to a client.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum ServerMessage {
     /// The reply to an announce.
     Announce {
@@ -432,20 +532,8 @@ pub enum ServerMessage {
         complete: u32,
         incomplete: u32,
     },
-    /// Another peer's offer, relayed.
-    Offer {
-        info_hash: InfoHash,
-        peer_id: PeerId,
-        offer_id: [u8; 20],
-        offer: Box<RawValue>,
-    },
-    /// The answer to one of this client's offers, relayed.
-    Answer {
-        info_hash: InfoHash,
-        peer_id: PeerId,
-        offer_id: [u8; 20],
-        answer: Box<RawValue>,
-    },
+    /// Another peer's offer, or the answer to one of this client's.
+    Relayed(Relayed),
     Scrape(Vec<(InfoHash, ScrapeStats)>),
     /// A refusal, with the hash it concerns when the tracker says.
     Failure {
@@ -519,23 +607,19 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, String> {
                     _ => Err(format!("a relayed {what} without peer_id or offer_id")),
                 }
             };
-            if let Some(offer) = m.offer {
-                let (peer_id, offer_id) = relayed("offer")?;
-                return Ok(ServerMessage::Offer {
+            let sdp = match (m.offer, m.answer) {
+                (Some(o), _) => Some(("offer", Sdp::Offer(o))),
+                (None, Some(a)) => Some(("answer", Sdp::Answer(a))),
+                (None, None) => None,
+            };
+            if let Some((what, sdp)) = sdp {
+                let (peer_id, offer_id) = relayed(what)?;
+                return Ok(ServerMessage::Relayed(Relayed {
                     info_hash,
                     peer_id,
                     offer_id,
-                    offer,
-                });
-            }
-            if let Some(answer) = m.answer {
-                let (peer_id, offer_id) = relayed("answer")?;
-                return Ok(ServerMessage::Answer {
-                    info_hash,
-                    peer_id,
-                    offer_id,
-                    answer,
-                });
+                    sdp,
+                }));
             }
             Ok(ServerMessage::Announce {
                 info_hash,
@@ -736,11 +820,12 @@ mod tests {
             numwant: Some(5),
             key: None,
         };
-        let offers = vec![ClientOffer {
+        let offers = vec![Offer {
             offer_id: [b'o'; 20],
             offer: RawValue::from_string(r#"{"type":"offer","sdp":"x"}"#.into()).unwrap(),
         }];
-        let WsRequest::Announce(got) = parse(&client_announce(&a, &offers)).unwrap() else {
+        let sent = WsRequest::Announce(Box::new(WsAnnounce::new(a.clone(), offers)));
+        let WsRequest::Announce(got) = parse(&sent.to_json()).unwrap() else {
             panic!("an announce");
         };
         assert_eq!(got.request.info_hash, a.info_hash);
@@ -748,12 +833,31 @@ mod tests {
         assert_eq!(got.request.event, Event::Started);
         assert_eq!(got.offers.len(), 1);
         assert_eq!(got.offers[0].offer_id, [b'o'; 20]);
-        let WsRequest::Scrape(h) =
-            parse(&client_scrape(&[InfoHash([1; 20]), InfoHash([2; 20])])).unwrap()
+        let hashes = vec![InfoHash([1; 20]), InfoHash([2; 20])];
+        let WsRequest::Scrape(h) = parse(&WsRequest::Scrape(hashes.clone()).to_json()).unwrap()
         else {
             panic!("a scrape");
         };
-        assert_eq!(h, vec![InfoHash([1; 20]), InfoHash([2; 20])]);
+        assert_eq!(h, hashes);
+        // An answer alone, as WebTorrent sends it.
+        let ans = WsAnnounce::answer(
+            a.info_hash,
+            a.peer_id,
+            PeerId([4; 20]),
+            [b'o'; 20],
+            RawValue::from_string(r#"{"type":"answer","sdp":"y"}"#.into()).unwrap(),
+        );
+        let WsRequest::Announce(got) =
+            parse(&WsRequest::Announce(Box::new(ans)).to_json()).unwrap()
+        else {
+            panic!("an announce");
+        };
+        assert!(got.answer_only && got.request.left.is_none());
+        let answer = got.answer.unwrap();
+        assert_eq!(
+            (answer.to_peer_id, answer.offer_id),
+            (PeerId([4; 20]), [b'o'; 20])
+        );
     }
 
     #[test]
@@ -786,15 +890,12 @@ mod tests {
             offer_id: [9; 20],
             offer: RawValue::from_string("{\"sdp\":\"v=0\"}".into()).unwrap(),
         };
-        match parse_server_message(&offer_message(&h, &PeerId([3; 20]), &o)).unwrap() {
-            ServerMessage::Offer {
-                peer_id,
-                offer_id,
-                offer,
-                ..
-            } => {
-                assert_eq!((peer_id, offer_id), (PeerId([3; 20]), [9; 20]));
-                assert_eq!(offer.get(), "{\"sdp\":\"v=0\"}");
+        let sent = offer_message(&h, &PeerId([3; 20]), &o);
+        match parse_server_message(&sent).unwrap() {
+            ServerMessage::Relayed(r) => {
+                assert_eq!((r.peer_id, r.offer_id), (PeerId([3; 20]), [9; 20]));
+                assert_eq!(r.sdp, Sdp::Offer(o.offer.clone()));
+                assert_eq!(r.to_json(), sent, "one shape, written alike");
             }
             other => panic!("{other:?}"),
         }
