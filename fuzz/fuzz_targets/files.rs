@@ -10,6 +10,6 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again.limits, c.limits);
             assert_eq!(again.port, c.port);
         }
-        let _ = bittorrent_tracker::server::access::parse_list(text);
+        let _ = bittorrent_tracker::config::lists::parse_list(text);
     }
 });

@@ -4,6 +4,7 @@
 //! ([`template`]); the command line sets them in `crate::cli`.
 
 pub mod file;
+pub mod lists;
 pub mod template;
 
 pub use file::{from_toml, read_file};

@@ -1,16 +1,15 @@
-//! Who may use the tracker: allow and deny lists of info hashes (files,
-//! reloaded on SIGHUP) and the library's filter hook, the reference's
-//! `filter(infoHash, params, cb)` in Rust terms.
+//! Who may use the tracker: the allow and deny lists (read by
+//! `config::lists`, reloaded on SIGHUP) and the library's filter hook, the
+//! reference's `filter(infoHash, params, cb)` in Rust terms.
 //!
 //! The lists live behind an `Arc` that each worker caches; a reload swaps
 //! the shared copy and bumps a generation number that workers look at on
 //! their tick, so no request ever takes a lock.
 
+pub use crate::config::lists::Lists;
 use crate::protocol::Protocol;
 use crate::protocol::{InfoHash, PeerId};
-use std::collections::HashSet;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 /// What a request asks, for the filter hook.
@@ -47,60 +46,6 @@ pub type FilterHook = Arc<dyn Fn(&FilterRequest<'_>) -> Result<(), String> + Sen
 /// The reason a listed-out hash gets.
 pub const NOT_ALLOWED: &str = "torrent not allowed on this tracker";
 
-/// Allow and deny lists of info hashes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Lists {
-    /// When present, only these hashes are tracked.
-    pub allow: Option<HashSet<InfoHash, ahash::RandomState>>,
-    pub deny: HashSet<InfoHash, ahash::RandomState>,
-}
-
-impl Lists {
-    /// Reads the lists from their files.
-    pub fn load(allow: Option<&Path>, deny: Option<&Path>) -> Result<Lists, String> {
-        Ok(Lists {
-            allow: allow.map(read_list).transpose()?,
-            deny: deny.map(read_list).transpose()?.unwrap_or_default(),
-        })
-    }
-
-    /// Nothing is listed: every hash passes.
-    pub fn is_open(&self) -> bool {
-        self.allow.is_none() && self.deny.is_empty()
-    }
-
-    pub fn allows(&self, h: &InfoHash) -> bool {
-        self.allow.as_ref().is_none_or(|a| a.contains(h)) && !self.deny.contains(h)
-    }
-}
-
-fn read_list(path: &Path) -> Result<HashSet<InfoHash, ahash::RandomState>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    parse_list(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Parses a list: one info hash a line as 40 hex digits, blank lines, and
-/// `#` comments (whole lines, or after the hash).
-pub fn parse_list(text: &str) -> Result<HashSet<InfoHash, ahash::RandomState>, String> {
-    let mut set = HashSet::with_hasher(ahash::RandomState::new());
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let h = InfoHash::from_hex(line).ok_or_else(|| {
-            let shown: String = line.chars().take(60).collect();
-            format!(
-                "line {}: `{shown}` is not an info hash (40 hex digits)",
-                n + 1
-            )
-        })?;
-        set.insert(h);
-    }
-    Ok(set)
-}
-
 /// What a worker checks requests against.
 #[derive(Clone, Default)]
 pub(crate) struct Access {
@@ -132,47 +77,6 @@ impl Access {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    const A: &str = "0123456789abcdef0123456789abcdef01234567";
-
-    #[test]
-    fn lists_with_comments_and_blank_lines() {
-        let text = format!(
-            "# allowed\n\n{A}  # ubuntu\n  {}\n",
-            A.to_uppercase().replace('0', "f")
-        );
-        let set = parse_list(&text).unwrap();
-        assert_eq!(set.len(), 2);
-        assert!(set.contains(&InfoHash::from_hex(A).unwrap()));
-    }
-
-    #[test]
-    fn a_bad_line_is_named() {
-        let e = parse_list(&format!("{A}\nnot-a-hash\n")).unwrap_err();
-        assert_eq!(
-            e,
-            "line 2: `not-a-hash` is not an info hash (40 hex digits)"
-        );
-        assert!(parse_list(&A[..39]).is_err());
-    }
-
-    #[test]
-    fn allow_and_deny() {
-        let h = InfoHash::from_hex(A).unwrap();
-        let other = InfoHash([9; 20]);
-        let mut l = Lists::default();
-        assert!(l.is_open() && l.allows(&h));
-        l.deny.insert(h);
-        assert!(!l.allows(&h) && l.allows(&other));
-        let mut allow = HashSet::with_hasher(ahash::RandomState::new());
-        allow.insert(other);
-        l = Lists {
-            allow: Some(allow),
-            ..Lists::default()
-        };
-        assert!(!l.allows(&h) && l.allows(&other));
-    }
 
     #[test]
     fn hook_sees_the_request() {
@@ -202,12 +106,5 @@ mod tests {
         assert_eq!(access.check(&r), Err("bad passkey".into()));
         r.query = b"a=1&passkey=ok";
         assert!(access.check(&r).is_ok());
-    }
-
-    proptest! {
-        #[test]
-        fn any_text_parses_or_errs(text in ".{0,400}") {
-            let _ = parse_list(&text);
-        }
     }
 }
