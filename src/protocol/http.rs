@@ -171,17 +171,7 @@ pub fn parse_announce(query: &[u8]) -> Result<HttpAnnounce, QueryError> {
     let mut info_hash = None;
     let mut peer_id = None;
     let mut port = None;
-    let mut req = AnnounceRequest {
-        info_hash: InfoHash::default(),
-        peer_id: PeerId::default(),
-        port: 0,
-        uploaded: 0,
-        downloaded: 0,
-        left: None,
-        event: Event::None,
-        numwant: None,
-        key: None,
-    };
+    let mut req = AnnounceRequest::new(InfoHash::default(), PeerId::default());
     let mut compact = true;
     let mut no_peer_id = false;
     for (k, v) in pairs(query) {

@@ -132,6 +132,22 @@ pub struct AnnounceRequest {
 }
 
 impl AnnounceRequest {
+    /// An update from `peer_id` in swarm `info_hash` that says nothing
+    /// else: no port, no counts, no event; the fields are set from there.
+    pub fn new(info_hash: InfoHash, peer_id: PeerId) -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash,
+            peer_id,
+            port: 0,
+            uploaded: 0,
+            downloaded: 0,
+            left: None,
+            event: Event::None,
+            numwant: None,
+            key: None,
+        }
+    }
+
     /// A peer with nothing left to download is a seeder.
     pub fn is_seeder(&self) -> bool {
         self.left == Some(0)

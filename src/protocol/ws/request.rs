@@ -292,17 +292,7 @@ impl WsAnnounce {
         answer: Box<RawValue>,
     ) -> WsAnnounce {
         WsAnnounce {
-            request: AnnounceRequest {
-                info_hash,
-                peer_id,
-                port: 0,
-                uploaded: 0,
-                downloaded: 0,
-                left: None,
-                event: Event::None,
-                numwant: None,
-                key: None,
-            },
+            request: AnnounceRequest::new(info_hash, peer_id),
             offers: Vec::new(),
             answer: Some(Answer {
                 to_peer_id,
