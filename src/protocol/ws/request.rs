@@ -77,10 +77,51 @@ struct Raw {
     left: Option<f64>,
     event: Option<String>,
     /// A list of offers; anything else is ignored, as the reference does.
-    offers: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "offers_if_a_list")]
+    offers: Vec<RawOffer>,
     answer: Option<Box<RawValue>>,
     to_peer_id: Option<String>,
     offer_id: Option<String>,
+}
+
+/// `offers`: a list of offers, read in the same pass as the message; any
+/// other value (an object, a string, null) is skipped and reads as none. A
+/// list whose entries are not offers makes the message invalid.
+fn offers_if_a_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<RawOffer>, D::Error> {
+    use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    struct Offers;
+    impl<'de> Visitor<'de> for Offers {
+        type Value = Vec<RawOffer>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of offers, or anything else to ignore")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::<RawOffer>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Vec::new())
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+    d.deserialize_any(Offers)
 }
 
 /// Parses one text message.
@@ -142,14 +183,8 @@ pub fn parse(text: &str) -> Result<WsRequest, WsError> {
                     answer,
                 }),
             };
-            let offers: Vec<RawOffer> = match raw.offers.as_deref().map(RawValue::get) {
-                Some(list) if list.starts_with('[') => {
-                    serde_json::from_str(list).map_err(|_| err("invalid offers", a, ih))?
-                }
-                // Absent, null, or not a list: no offers, the announce stands.
-                _ => Vec::new(),
-            };
-            let offers = offers
+            let offers = raw
+                .offers
                 .into_iter()
                 .map(|o| {
                     Some(Offer {

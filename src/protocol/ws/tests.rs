@@ -106,9 +106,9 @@ fn offers_that_are_not_a_list_are_ignored() {
         };
         assert!(a.offers.is_empty() && a.request.left == Some(0), "{text}");
     }
-    // A list of something else than offers is an error that says so.
+    // A list of something else than offers makes the message invalid.
     let text = r#"{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa","peer_id":"bbbbbbbbbbbbbbbbbbbb","offers":[1]}"#;
-    assert_eq!(parse(text).unwrap_err().reason, "invalid offers");
+    assert_eq!(parse(text).unwrap_err().reason, "invalid JSON message");
 }
 
 #[test]
