@@ -3,7 +3,8 @@
 //! that `--config` names, and the client's subcommands. It sits above the
 //! library's parts: the configuration knows nothing of it.
 
-use crate::config::{read_file, ConfigError, LogLevel, ServerConfig};
+use crate::config::file::read_file;
+use crate::config::{ConfigError, LogLevel, ServerConfig};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -419,7 +420,7 @@ mod tests {
                 ..ServerConfig::default()
             },
         ] {
-            let text = c.to_toml();
+            let text = c.to_toml().unwrap();
             let f = write(&dir, "printed.toml", &text);
             let mut back = cfg(&["--config", f.to_str().unwrap()]).unwrap();
             back.require_v6 = c.require_v6;

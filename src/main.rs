@@ -32,8 +32,16 @@ fn main() -> ExitCode {
         }
     };
     if print_config {
-        print!("{}", cfg.to_toml());
-        return ExitCode::SUCCESS;
+        return match cfg.to_toml() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
     }
     let log = cfg.log;
     // Every line the running tracker writes, in one format on standard error.

@@ -44,13 +44,70 @@ fn modules() -> BTreeMap<String, String> {
     mods
 }
 
-/// The code of a file without comments and without its test module.
+/// The code of a file without comments and without its inline test
+/// module (`mod tests;`, a file of its own, is a module of its own), with
+/// grouped imports spelled out: `use a::{b, c::d}` reads `a::b a::c::d`.
 fn code_of(text: &str) -> String {
-    let body = text.split("#[cfg(test)]\nmod tests").next().unwrap();
-    body.lines()
+    let body = text.split("#[cfg(test)]\nmod tests {").next().unwrap();
+    let code = body
+        .lines()
         .map(|l| l.split("//").next().unwrap())
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    expand_groups(&code)
+}
+
+/// Replaces each `prefix::{x, y::{z, w}}` by `prefix::x prefix::y::{z, w}`,
+/// outermost first, until no group is left.
+fn expand_groups(code: &str) -> String {
+    let mut code = code.to_string();
+    while let Some(start) = code.find("::{") {
+        let (mut depth, mut close, mut cuts) = (0usize, start + 3, vec![start + 3]);
+        for (i, c) in code[start + 2..].char_indices() {
+            let at = start + 2 + i;
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = at;
+                        break;
+                    }
+                }
+                ',' if depth == 1 => cuts.push(at + 1),
+                _ => {}
+            }
+        }
+        cuts.push(close + 1);
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+        let prefix_start = code[..start]
+            .rfind(|c: char| !ident(c))
+            .map_or(0, |i| i + 1);
+        let prefix = code[prefix_start..start].to_string();
+        let items: Vec<String> = cuts
+            .windows(2)
+            .map(|w| code[w[0]..w[1] - 1].trim().to_string())
+            .filter(|i| !i.is_empty())
+            .map(|i| match i.as_str() {
+                "self" => prefix.clone(),
+                i => format!("{prefix}::{}", i.split(" as ").next().unwrap().trim()),
+            })
+            .collect();
+        code.replace_range(prefix_start..close + 1, &items.join(" "));
+    }
+    code
+}
+
+#[test]
+fn grouped_imports_are_read_whole() {
+    assert_eq!(
+        expand_groups("use crate::{server::Server, client::{Client, conn::Conn}};"),
+        "use crate::server::Server crate::client::Client crate::client::conn::Conn;"
+    );
+    assert_eq!(
+        expand_groups("use super::{self, x as y};"),
+        "use super super::x;"
+    );
 }
 
 /// The paths a module's code names: `crate::a::b`, `super::c`, or a child's
@@ -75,6 +132,10 @@ fn paths(code: &str) -> Vec<Vec<String>> {
                 } else {
                     break;
                 }
+            }
+            // `a::b::*` names module `a::b`.
+            if code[j..].starts_with("::*") {
+                parts.push("*".to_string());
             }
             if parts.len() > 1 {
                 out.push(parts);
@@ -127,36 +188,76 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
 #[test]
 fn the_module_graph_has_no_cycle() {
     let g = graph();
-    // Depth-first search; a module met again on the current path closes a cycle.
-    fn visit<'a>(
-        m: &'a str,
+    // Tarjan's strongly connected components: any of more than one module
+    // is a cycle.
+    struct Tarjan<'a> {
         g: &'a BTreeMap<String, BTreeSet<String>>,
-        path: &mut Vec<&'a str>,
-        done: &mut BTreeSet<&'a str>,
-    ) -> Option<Vec<String>> {
-        if let Some(at) = path.iter().position(|p| *p == m) {
-            let mut c: Vec<String> = path[at..].iter().map(|s| s.to_string()).collect();
-            c.push(m.to_string());
-            return Some(c);
-        }
-        if !done.insert(m) {
-            return None;
-        }
-        path.push(m);
-        for d in &g[m] {
-            if let Some(c) = visit(d, g, path, done) {
-                return Some(c);
+        index: BTreeMap<&'a str, (usize, usize)>,
+        stack: Vec<&'a str>,
+        next: usize,
+        cycles: Vec<Vec<&'a str>>,
+    }
+    impl<'a> Tarjan<'a> {
+        fn visit(&mut self, v: &'a str) {
+            self.index.insert(v, (self.next, self.next));
+            self.next += 1;
+            self.stack.push(v);
+            for w in &self.g[v] {
+                let w = w.as_str();
+                match self.index.get(w).copied() {
+                    None => {
+                        self.visit(w);
+                        let low = self.index[w].1.min(self.index[v].1);
+                        self.index.get_mut(v).unwrap().1 = low;
+                    }
+                    Some((wi, _)) if self.stack.contains(&w) => {
+                        let low = wi.min(self.index[v].1);
+                        self.index.get_mut(v).unwrap().1 = low;
+                    }
+                    Some(_) => {}
+                }
+            }
+            let (vi, vl) = self.index[v];
+            if vi == vl {
+                let at = self.stack.iter().rposition(|x| *x == v).unwrap();
+                let comp: Vec<&str> = self.stack.drain(at..).collect();
+                if comp.len() > 1 {
+                    self.cycles.push(comp);
+                }
             }
         }
-        path.pop();
-        None
     }
-    let mut done = BTreeSet::new();
+    let mut t = Tarjan {
+        g: &g,
+        index: BTreeMap::new(),
+        stack: Vec::new(),
+        next: 0,
+        cycles: Vec::new(),
+    };
     for m in g.keys() {
-        if let Some(c) = visit(m, &g, &mut Vec::new(), &mut done) {
-            panic!("a cycle of modules: {}", c.join(" -> "));
+        if !t.index.contains_key(m.as_str()) {
+            t.visit(m);
         }
     }
+    let shown: Vec<String> = t
+        .cycles
+        .iter()
+        .map(|c| {
+            let inside: Vec<String> = c
+                .iter()
+                .map(|m| {
+                    let deps: Vec<&str> = g[*m]
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|d| c.contains(d))
+                        .collect();
+                    format!("{m} -> {deps:?}")
+                })
+                .collect();
+            inside.join("; ")
+        })
+        .collect();
+    assert!(shown.is_empty(), "modules in cycles:\n{}", shown.join("\n"));
     assert!(g.len() > 40, "the walk found the modules: {:?}", g.keys());
 }
 

@@ -4,9 +4,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(c) = bittorrent_tracker::config::from_toml(text) {
+        if let Ok(c) = bittorrent_tracker::config::file::from_toml(text) {
             // A configuration that reads prints as one that reads the same.
-            let again = bittorrent_tracker::config::from_toml(&c.to_toml()).expect("printed config reads");
+            let again = bittorrent_tracker::config::file::from_toml(&c.to_toml().expect("what a file says prints")).expect("printed config reads");
             assert_eq!(again.limits, c.limits);
             assert_eq!(again.port, c.port);
         }

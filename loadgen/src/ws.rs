@@ -114,18 +114,7 @@ impl Load {
     /// Handles one message from the tracker.
     fn message(&mut self, c: &mut Conn, ws: &mut WebSocket<TcpStream>, text: &str, now: Instant) {
         let m = match parse_server_message(text) {
-            Ok(m) => m,
-            Err(_) => {
-                return self.stats.tally(
-                    Kind::Announce,
-                    Verdict::Invalid,
-                    Duration::ZERO,
-                    &mut self.u,
-                )
-            }
-        };
-        let m = match m {
-            ServerMessage::Relayed(r) => {
+            Ok(ServerMessage::Relayed(r)) => {
                 match r.sdp {
                     // Another peer's offer: answer it, as a browser would,
                     // unless the run is over (its answer could not land).
@@ -155,7 +144,8 @@ impl Load {
                 }
                 return;
             }
-            m => m,
+            // Not a tracker message: it answers (wrongly) the request pending.
+            m => m.ok(),
         };
         // A reply to this connection's own request, in order. A reply with
         // none pending acknowledges an answer (the reference tracker sends
@@ -165,13 +155,20 @@ impl Load {
             return;
         };
         let verdict = match (kind, &m) {
-            (Kind::Garbage, ServerMessage::Failure { .. }) => Verdict::Ok,
+            (_, None) => Verdict::Invalid,
+            (Kind::Garbage, Some(ServerMessage::Failure { .. })) => Verdict::Ok,
             (Kind::Garbage, _) => Verdict::Invalid,
-            (_, ServerMessage::Failure { .. }) => Verdict::Error,
-            (Kind::Scrape, ServerMessage::Scrape(_)) => Verdict::Ok,
-            (Kind::Announce, ServerMessage::Announce { interval, .. }) if interval.is_some() => {
-                Verdict::Ok
-            }
+            (_, Some(ServerMessage::Failure { .. })) => Verdict::Error,
+            (Kind::Scrape, Some(ServerMessage::Scrape(_))) => Verdict::Ok,
+            (
+                Kind::Announce,
+                Some(ServerMessage::Announce {
+                    interval: Some(_),
+                    complete: Some(_),
+                    incomplete: Some(_),
+                    ..
+                }),
+            ) => Verdict::Ok,
             _ => Verdict::Invalid,
         };
         self.stats.tally(

@@ -81,7 +81,7 @@ fn error(text: &str, e: &toml::de::Error) -> ConfigError {
             return None;
         }
         let section = before.lines().rev().find_map(|l| {
-            let l = l.trim();
+            let l = l.split('#').next().unwrap_or("").trim();
             l.strip_prefix('[')?.strip_suffix(']').map(str::trim)
         });
         Some(match section {
@@ -114,7 +114,7 @@ mod tests {
         assert!(e.message.contains("unknown field `intervall`"), "{e}");
         let e = from_toml("port = \"eighty\"\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("port"), "{e}");
-        let e = from_toml("[limits]\nmax_peers = -1\n").unwrap_err();
+        let e = from_toml("[limits]  # what clients can do\nmax_peers = -1\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("limits.max_peers"), "{e}");
         assert!(e.to_string().starts_with("limits.max_peers: "), "{e}");
         let e = from_toml("listen_v4 = \"nowhere\"\n").unwrap_err();

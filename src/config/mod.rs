@@ -7,8 +7,6 @@ pub mod file;
 pub mod lists;
 pub mod template;
 
-pub use file::{from_toml, read_file};
-
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -385,13 +383,14 @@ impl ServerConfig {
         if i < 300 {
             w.push(format!(
                 "the announce interval is {i} s: libtorrent-based clients (qBittorrent, Deluge) re-announce no sooner than every 300 s \
-                 and rtorrent no sooner than every 600 s; peers are kept {} s{}",
-                self.peer_ttl,
-                if self.peer_ttl <= 600 {
-                    ", so those clients drop out of their swarms between announces (raise peer_ttl above 600)"
-                } else {
-                    ", so they stay in their swarms"
-                }
+                 and rtorrent no sooner than every 600 s, whatever the tracker says"
+            ));
+        }
+        if self.peer_ttl <= 600 {
+            w.push(format!(
+                "peers are kept only {} s after their last announce: rtorrent re-announces no sooner than every 600 s and drops out \
+                 of its swarms between announces (raise peer_ttl above 600)",
+                self.peer_ttl
             ));
         }
         w
@@ -460,18 +459,25 @@ mod tests {
         assert!(at(600).is_empty(), "the default");
         assert!(at(300).is_empty(), "libtorrent's floor");
         let w = at(1);
-        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(
+            w.len(),
+            2,
+            "the unit and libtorrent's floor; peers are kept 720 s: {w:?}"
+        );
         assert!(w[0].contains("1 s (1 s)") && w[0].contains("--interval takes milliseconds"));
-        assert!(w[1].contains("peers are kept 720 s, so they stay"), "{w:?}");
+        assert!(w[1].contains("no sooner than every 300 s"), "{w:?}");
         let w = at(600_000);
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("600000 s (6.9 days)") && w[0].contains("takes seconds"));
-        // A time-to-live set below rtorrent's re-announce says what is lost.
-        let mut c = ServerConfig::default();
-        c.set_interval(60);
-        c.peer_ttl = 120;
+        // A time-to-live set below rtorrent's re-announce says what is lost,
+        // whatever the interval.
+        let c = ServerConfig {
+            peer_ttl: 300,
+            ..ServerConfig::default()
+        };
         let w = c.interval_warnings();
-        assert!(w[0].contains("drop out of their swarms"), "{w:?}");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("drops out of its swarms"), "{w:?}");
         assert_eq!(human_duration(7200), "2.0 hours");
         assert_eq!(human_duration(600), "10 min");
     }

@@ -3,7 +3,7 @@
 //! writes them. A test holds the table to the struct: no field without a
 //! key here, no key here without a field.
 
-use super::{default_workers, ServerConfig};
+use super::{default_workers, ConfigError, ServerConfig};
 use std::fmt::Write as _;
 
 /// Keys that share one comment in the template.
@@ -177,8 +177,17 @@ impl ServerConfig {
     /// The same settings as a TOML file that `--config` reads, with every
     /// key documented. `workers` is printed as 0 (one per CPU) when it is
     /// this machine's CPU count, so the file suits another machine.
-    pub fn to_toml(&self) -> String {
-        let values = toml::Table::try_from(self).expect("a configuration serializes");
+    ///
+    /// A configuration the file format cannot hold (a path that is not
+    /// UTF-8, a number over 2^63 - 1, both only from the command line) is an
+    /// error that says so.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        let values = toml::Table::try_from(self).map_err(|e| {
+            ConfigError::other(format!(
+                "this configuration cannot be written as TOML: {}",
+                e.to_string().trim_end()
+            ))
+        })?;
         let mut t = String::from(
             "# bittorrent-tracker configuration (bittorrent-tracker --config FILE).\n# Command-line flags override what is set here.\n\n",
         );
@@ -212,7 +221,7 @@ impl ServerConfig {
             }
             t.push('\n');
         }
-        t
+        Ok(t)
     }
 }
 
@@ -265,7 +274,7 @@ mod tests {
 
     #[test]
     fn every_key_is_documented_and_printed() {
-        let text = ServerConfig::default().to_toml();
+        let text = ServerConfig::default().to_toml().unwrap();
         for k in fields() {
             let key = k.rsplit('.').next().unwrap();
             assert!(
@@ -276,5 +285,10 @@ mod tests {
         }
         assert!(text.contains("\n[limits]\n"));
         assert!(text.contains("# allow = \"/etc/bittorrent-tracker/allow.txt\""));
+        // What only flags can set and a file cannot hold is an error, not a panic.
+        let mut c = ServerConfig::default();
+        c.limits.max_peers = usize::MAX;
+        let e = c.to_toml().unwrap_err();
+        assert!(e.message.contains("cannot be written as TOML"), "{e}");
     }
 }

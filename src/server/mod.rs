@@ -177,7 +177,7 @@ const RELOAD_WAIT: Duration = Duration::from_secs(5);
 fn wait_ready(
     cfg: &ServerConfig,
     beats: &watchdog::Heartbeats,
-    ready: &crossbeam_channel::Receiver<usize>,
+    ready: &crossbeam_channel::Receiver<Result<usize, String>>,
     workers: usize,
 ) -> Result<(), StartError> {
     let started = Instant::now();
@@ -188,7 +188,8 @@ fn wait_ready(
         let elapsed = started.elapsed();
         let wait = report.min(READY_TIMEOUT).saturating_sub(elapsed);
         match ready.recv_timeout(wait) {
-            Ok(id) => {
+            Ok(Err(why)) => return Err(StartError::Worker(why)),
+            Ok(Ok(id)) => {
                 if !std::mem::replace(&mut is_ready[id], true) {
                     left -= 1;
                 }

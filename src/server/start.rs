@@ -3,12 +3,11 @@
 //! and control loops, the pacer), says it is ready, ticks until shutdown,
 //! and hands in its swarms.
 
-use super::logging::log;
 use super::mesh::{Control, Reply, Request};
 use super::shared::Shared;
 use super::worker::{clock, Worker};
 use super::{dispatch, http, udp};
-use crate::config::{LogLevel, ServerConfig};
+use crate::config::ServerConfig;
 use crate::protocol::udp::ConnectionIds;
 use crate::protocol::Peers;
 use crate::swarm::Shard;
@@ -53,7 +52,8 @@ pub(crate) struct Start {
     pub conn_ids: ConnectionIds,
     pub started: Instant,
     pub seed: u64,
-    pub ready: crossbeam_channel::Sender<usize>,
+    /// Where the worker says it serves, or why it could not start.
+    pub ready: crossbeam_channel::Sender<Result<usize, String>>,
 }
 
 fn udp_socket(s: Option<socket2::Socket>) -> Option<UdpSocket> {
@@ -89,11 +89,7 @@ pub(crate) async fn run(start: Start) {
     shared.beats.started(id);
     let (req_tx, mut req_rx, rep_tx, mut rep_rx) = if workers > 1 {
         let (Ok((a, b)), Ok((c, d))) = (requests.join().await, replies.join().await) else {
-            log(
-                &cfg,
-                LogLevel::Errors,
-                format_args!("worker {id}: could not join the worker mesh"),
-            );
+            let _ = ready.send(Err(format!("worker {id} could not join the worker mesh")));
             return;
         };
         (Some(a), Some(b), Some(c), Some(d))
@@ -179,7 +175,7 @@ pub(crate) async fn run(start: Start) {
         .detach();
     }
     w.shared.beats.beat(id, w.generation());
-    let _ = ready.send(id);
+    let _ = ready.send(Ok(id));
     while !w.shared.shutdown.load(Ordering::Relaxed) {
         glommio::timer::sleep(TICK).await;
         w.tick();

@@ -204,22 +204,21 @@ fn save(
 }
 
 /// Checks, as the user the tracker runs as, that the state file can be
-/// written where it is named: a temporary file beside it is created and
-/// removed (what every save does), and an existing file must be writable.
-/// A tracker that could not save would lose every swarm at its next
-/// restart, so it refuses to start instead.
+/// written where it is named, as every save writes it: a temporary file
+/// beside it is created and removed, and renaming it over an existing file
+/// must be allowed (in a sticky directory such as /tmp, only the file's or
+/// the directory's owner may). A tracker that could not save would lose
+/// every swarm at its next restart, so it refuses to start instead.
 pub(crate) fn check_writable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let who = {
-        // SAFETY: geteuid takes no arguments and cannot fail.
-        let uid = unsafe { libc::geteuid() };
-        format!("user id {uid}")
-    };
-    let refuse = |what: &Path, e: std::io::Error| {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let refuse = |what: &Path, e: &dyn std::fmt::Display| {
         format!(
-            "state file {}: cannot write {} as {who}: {e}; the swarms could not be saved. \
+            "state file {}: cannot write {} as user id {uid}: {e}; the swarms could not be saved. \
              Name a --state file in a directory that user can write, or give it access",
             path.display(),
             what.display()
@@ -230,13 +229,25 @@ pub(crate) fn check_writable(path: &Path) -> Result<(), String> {
         .create(true)
         .truncate(true)
         .open(&tmp)
-        .map_err(|e| refuse(&tmp, e))?;
+        .map_err(|e| refuse(&tmp, &e))?;
     let _ = std::fs::remove_file(&tmp);
-    match std::fs::OpenOptions::new().write(true).open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(refuse(path, e)),
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    if let (Ok(file), Ok(d)) = (std::fs::metadata(path), std::fs::metadata(&dir)) {
+        let sticky = d.mode() & libc::S_ISVTX != 0;
+        if sticky && uid != 0 && file.uid() != uid && d.uid() != uid {
+            return Err(refuse(
+                path,
+                &format!(
+                    "it belongs to user id {} in a sticky directory, so it cannot be replaced",
+                    file.uid()
+                ),
+            ));
+        }
     }
+    Ok(())
 }
 
 /// Saves every `state_interval` on its own thread, and once more at the end.

@@ -135,8 +135,8 @@ impl Heartbeats {
                     cfg,
                     LogLevel::Errors,
                     format_args!(
-                        "worker {} has missed its heartbeats for {:.1} s{used}: it is stuck, spinning or starved \
-                         of CPU, and the requests it owns wait (tracker_worker_stalled in /metrics)",
+                        "worker {} has missed its heartbeats for {:.1} s{used}: it is stuck, spinning, starved \
+                         of CPU or gone, and the requests it owns wait (tracker_worker_stalled in /metrics)",
                         h.worker,
                         h.heartbeat_age.as_secs_f64()
                     ),

@@ -149,12 +149,30 @@ impl Worker {
     /// Sends a request to its owner and waits for the reply; `None` when the
     /// owner is gone (shutting down).
     pub async fn call(&self, owner: usize, make: impl FnOnce(u32) -> Request) -> Option<Reply> {
+        /// Frees the reply's slot unless the request went out: a call given
+        /// up while it waited to send (the owner's channel full) would leave
+        /// it taken for good. Once sent, the reply frees it when it comes.
+        struct Unsent<'a> {
+            pending: &'a RefCell<Slab<oneshot::Sender<Reply>>>,
+            token: Option<usize>,
+        }
+        impl Drop for Unsent<'_> {
+            fn drop(&mut self) {
+                if let Some(t) = self.token {
+                    self.pending.borrow_mut().try_remove(t);
+                }
+            }
+        }
         let (tx, rx) = oneshot::channel();
-        let token = self.pending.borrow_mut().insert(tx) as u32;
-        if !self.forward(owner, make(token)).await {
-            self.pending.borrow_mut().try_remove(token as usize);
+        let token = self.pending.borrow_mut().insert(tx);
+        let mut unsent = Unsent {
+            pending: &self.pending,
+            token: Some(token),
+        };
+        if !self.forward(owner, make(token as u32)).await {
             return None;
         }
+        unsent.token = None;
         rx.await.ok()
     }
 
@@ -219,15 +237,36 @@ impl Worker {
     /// that does not answer within [`STATS_WAIT`] (it is stalled) is left
     /// out of the figures; its health says so.
     pub async fn stats(&self) -> Stats {
+        use std::future::Future;
+        use std::pin::Pin;
+        use std::task::Poll;
         let mut all = vec![self.own_stats()];
-        let deadline = Instant::now() + STATS_WAIT;
-        for owner in (0..self.workers).filter(|&o| o != self.id) {
-            let ask = async { self.call(owner, |token| Request::Stats { token }).await };
-            let give_up = async {
-                glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
-                None
-            };
-            if let Some(Reply::Stats { stats, .. }) = futures_lite::future::or(ask, give_up).await {
+        // Every other worker is asked at once, so one stalled worker holds up
+        // the answer by STATS_WAIT at most and hides no healthy one.
+        type Ask<'a> = Pin<Box<dyn Future<Output = Option<Reply>> + 'a>>;
+        let mut asks: Vec<Option<Ask<'_>>> = (0..self.workers)
+            .filter(|&o| o != self.id)
+            .map(|o| Some(Box::pin(self.call(o, |token| Request::Stats { token })) as Ask<'_>))
+            .collect();
+        let mut got = Vec::new();
+        let gather = futures_lite::future::poll_fn(|cx| {
+            for slot in asks.iter_mut() {
+                if let Some(ask) = slot {
+                    if let Poll::Ready(r) = ask.as_mut().poll(cx) {
+                        got.extend(r);
+                        *slot = None;
+                    }
+                }
+            }
+            if asks.iter().all(Option::is_none) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        futures_lite::future::or(gather, glommio::timer::sleep(STATS_WAIT)).await;
+        for r in got {
+            if let Reply::Stats { stats, .. } = r {
                 all.push(*stats);
             }
         }

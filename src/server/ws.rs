@@ -368,6 +368,18 @@ async fn handle(
                 debug_request!(w.cfg, WS, "scrape", ip, first.as_ref(), "refused: {reason}");
                 return send_refusal(ws, &reason, "scrape", first);
             }
+            if hashes.is_empty() && !w.cfg.full_scrape {
+                c.error(WS, Action::Scrape);
+                debug_request!(
+                    w.cfg,
+                    WS,
+                    "scrape",
+                    ip,
+                    None,
+                    "refused: full scrape is disabled"
+                );
+                return send_error(ws, "full scrape is disabled: name an info_hash", None);
+            }
             c.response(WS, Action::Scrape);
             debug_request!(
                 w.cfg,
@@ -379,9 +391,6 @@ async fn handle(
                 hashes.len()
             );
             if hashes.is_empty() {
-                if !w.cfg.full_scrape {
-                    return send_error(ws, "full scrape is disabled: name an info_hash", None);
-                }
                 wire::scrape_reply(&w.scrape_all_allowed().await)
             } else {
                 hashes.sort_unstable();

@@ -40,10 +40,9 @@ pub use tally::Totals;
 pub use views::{PeerInfo, TorrentInfo};
 
 use crate::protocol::clients::ClientKey;
-use crate::protocol::{canonical_ip, AnnounceRequest, Event, InfoHash, Peers, ScrapeStats};
+use crate::protocol::{canonical_ip, AnnounceRequest, Event, InfoHash, PeerId, Peers, ScrapeStats};
 use crate::rng::Rng;
-use offers::SentOffer;
-use std::collections::HashMap;
+use offers::Offers;
 use std::net::{IpAddr, SocketAddr};
 use table::Table;
 use tally::{Kind, Tally};
@@ -59,8 +58,7 @@ pub struct Shard {
     rng: Rng,
     cursor: usize,
     tally: Tally,
-    offers: HashMap<(InfoHash, [u8; 20]), SentOffer, ahash::RandomState>,
-    offers_swept: u32,
+    offers: Offers,
 }
 
 impl Shard {
@@ -79,8 +77,7 @@ impl Shard {
             rng: Rng::new(seed),
             cursor: 0,
             tally: Tally::default(),
-            offers: HashMap::with_hasher(ahash::RandomState::new()),
-            offers_swept: 0,
+            offers: Offers::default(),
         }
     }
 
@@ -282,6 +279,62 @@ impl Shard {
         true
     }
 
+    /// Remembers that the offer `offer_id` of `from` went to `to`.
+    pub fn offer_sent(
+        &mut self,
+        hash: InfoHash,
+        offer_id: [u8; 20],
+        from: PeerId,
+        to: PeerId,
+        now: u32,
+    ) {
+        self.offers
+            .sent((hash, offer_id), from, to, now, self.limits.max_offers);
+    }
+
+    /// Where to deliver `answerer`'s answer to offer `offer_id`, which must
+    /// be one this tracker relayed from `to` to `answerer` no more than
+    /// [`OFFER_TTL`] ago. Each offer is answered once.
+    pub fn take_offer(
+        &mut self,
+        hash: &InfoHash,
+        offer_id: &[u8; 20],
+        answerer: &PeerId,
+        to: &PeerId,
+        now: u32,
+    ) -> Option<Conn> {
+        if !self.offers.take((*hash, *offer_id), answerer, to, now) {
+            return None;
+        }
+        match &self.torrents.get_by(hash)?.body {
+            Body::Many(s) => s.ws()?.conn(to),
+            _ => None,
+        }
+    }
+
+    /// Starts loading what the announces and scrapes of a batch will read
+    /// (see [`prefetch`]).
+    pub fn prefetch(&self, batch: &[Ahead], v6: bool) {
+        prefetch::batch(&self.torrents, batch, v6);
+    }
+
+    /// Every torrent with its counts and peers (for the library's
+    /// `Server::torrents`; this walks every peer).
+    pub fn torrents_info(&self, out: &mut Vec<TorrentInfo>) {
+        out.extend(self.torrents.iter().map(|t| {
+            let st = t.stats();
+            let mut peers = Vec::with_capacity((st.complete + st.incomplete) as usize);
+            t.peers_info(&mut peers);
+            TorrentInfo {
+                info_hash: t.hash,
+                complete: st.complete,
+                incomplete: st.incomplete,
+                downloaded: st.downloaded,
+                peers,
+            }
+        }));
+    }
+
     /// Counts for one torrent; zeros when it is unknown.
     pub fn scrape(&self, hash: &InfoHash) -> ScrapeStats {
         self.torrents
@@ -300,10 +353,7 @@ impl Shard {
     /// with no announce for as long. Calling it a slice at a time keeps every request fast; one
     /// full pass takes `torrents() / budget` calls. Returns peers removed.
     pub fn sweep(&mut self, now: u32, budget: usize) -> usize {
-        if now != self.offers_swept {
-            self.offers_swept = now;
-            self.offers.retain(|_, o| o.at + OFFER_TTL >= now);
-        }
+        self.offers.sweep(now);
         let cutoff = now.saturating_sub(self.peer_ttl);
         let mut removed = 0;
         for _ in 0..budget {

@@ -3,12 +3,12 @@
 //! peers, seeders and leechers apart; and how an announcer joins, picks its
 //! peers, leaves and expires.
 
+use super::limits::Want;
 use super::peers::{Entry, PeerList};
 use super::table::Keyed;
 use super::tally::{ClientSlots, Kind, Tally};
 use super::views::{peer_addr, PeerInfo};
 use super::ws::WsPeers;
-use super::Want;
 use crate::protocol::clients::ClientKey;
 use crate::protocol::{compact_v4, compact_v6, InfoHash, PeerId, Peers, ScrapeStats};
 use crate::rng::Rng;

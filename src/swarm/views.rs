@@ -1,7 +1,6 @@
 //! What the library shows of a shard: every torrent with its counts and
 //! peers (the reference's `server.torrents`). This walks every peer.
 
-use super::Shard;
 use crate::protocol::{InfoHash, PeerId};
 use std::net::{IpAddr, SocketAddr};
 
@@ -34,23 +33,4 @@ pub(super) fn peer_addr(b: &[u8]) -> SocketAddr {
         _ => <[u8; 16]>::try_from(&b[..16]).expect("16 bytes").into(),
     };
     SocketAddr::new(ip, port)
-}
-
-impl Shard {
-    /// Every torrent with its counts and peers (for the library's
-    /// `Server::torrents`; this walks every peer).
-    pub fn torrents_info(&self, out: &mut Vec<TorrentInfo>) {
-        out.extend(self.torrents.iter().map(|t| {
-            let st = t.stats();
-            let mut peers = Vec::with_capacity((st.complete + st.incomplete) as usize);
-            t.peers_info(&mut peers);
-            TorrentInfo {
-                info_hash: t.hash,
-                complete: st.complete,
-                incomplete: st.incomplete,
-                downloaded: st.downloaded,
-                peers,
-            }
-        }));
-    }
 }

@@ -1,6 +1,6 @@
 //! Announce and scrape over HTTP(S).
 
-use super::*;
+use super::shared::{io, scrape_url, ConnOptions, TrackerError};
 use crate::protocol::{http as httpw, AnnounceRequest, AnnounceResponse, InfoHash, ScrapeStats};
 use url::Url;
 

@@ -1,6 +1,6 @@
 //! Announce and scrape over UDP (BEP 15, with BEP 41's URL data).
 
-use super::*;
+use super::shared::{io, ConnOptions, TrackerError};
 use crate::protocol::{udp as udpw, AnnounceRequest, AnnounceResponse, InfoHash, ScrapeStats};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};

@@ -1,6 +1,6 @@
 //! Announce, scrape and relay over a WebSocket tracker (WebTorrent).
 
-use super::*;
+use super::shared::{io, ConnOptions, TrackerError};
 use crate::protocol::ws::{self as wsw, Offer, Relayed, ServerMessage, WsAnnounce, WsRequest};
 use crate::protocol::{AnnounceRequest, AnnounceResponse, InfoHash, PeerId, ScrapeStats};
 use std::io::ErrorKind;
@@ -206,8 +206,8 @@ impl Ws {
             } if info_hash == hash => Some(Ok(AnnounceResponse {
                 interval: interval.unwrap_or(120),
                 min_interval: None,
-                complete,
-                incomplete,
+                complete: complete.unwrap_or(0),
+                incomplete: incomplete.unwrap_or(0),
                 peers: Vec::new(),
                 warning: None,
             })),

@@ -2,8 +2,8 @@
 //! relayed offers and answers, and failures. The tracker writes them; a
 //! client reads them ([`parse_server_message`]).
 
+use super::binary::{binary20, count, to_binary};
 use super::request::{Answer, Offer, WsError};
-use super::{binary20, count, to_binary};
 use crate::protocol::{InfoHash, PeerId, ScrapeStats};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -193,11 +193,13 @@ fn failure(reason: &str, action: Option<&str>, info_hash: Option<&InfoHash>) -> 
 #[derive(Clone, Debug)]
 pub enum ServerMessage {
     /// The reply to an announce.
+    /// The reply to an announce; each count as the tracker said it (a
+    /// client reads a missing one as 0, a load generator as a fault).
     Announce {
         info_hash: InfoHash,
         interval: Option<u32>,
-        complete: u32,
-        incomplete: u32,
+        complete: Option<u32>,
+        incomplete: Option<u32>,
     },
     /// Another peer's offer, or the answer to one of this client's.
     Relayed(Relayed),
@@ -291,8 +293,8 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, String> {
             Ok(ServerMessage::Announce {
                 info_hash,
                 interval: m.interval.map(|i| small(Some(i))),
-                complete: small(m.complete),
-                incomplete: small(m.incomplete),
+                complete: m.complete.map(|c| small(Some(c))),
+                incomplete: m.incomplete.map(|c| small(Some(c))),
             })
         }
         _ => Err("a message with no known action".into()),

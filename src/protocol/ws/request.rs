@@ -2,7 +2,7 @@
 //! offers, or an answer alone) and scrapes. The tracker parses them
 //! ([`parse`]); a client writes them ([`WsRequest::to_json`]).
 
-use super::{binary20, count, to_binary};
+use super::binary::{binary20, count, to_binary};
 use crate::protocol::{AnnounceRequest, Event, InfoHash, PeerId};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -239,6 +239,13 @@ struct AnnounceOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'static str>,
     offers: Vec<OfferOut<'a>>,
+    /// An answer sent along with an announce.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to_peer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer: Option<&'a RawValue>,
 }
 
 #[derive(Serialize)]
@@ -301,6 +308,9 @@ impl WsRequest {
                     offer_id: to_binary(&o.offer_id),
                 })
                 .collect(),
+            to_peer_id: a.answer.as_ref().map(|x| to_binary(&x.to_peer_id.0)),
+            offer_id: a.answer.as_ref().map(|x| to_binary(&x.offer_id)),
+            answer: a.answer.as_ref().map(|x| &*x.answer),
         })
         .expect("plain data serializes")
     }

@@ -219,6 +219,25 @@ fn client_messages_round_trip_through_the_server_codec() {
         panic!("an announce");
     };
     assert!(got.answer_only && got.request.left.is_none());
+    // An announce that carries an answer too keeps both, written and read back.
+    let both = r#"{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa","peer_id":"bbbbbbbbbbbbbbbbbbbb","event":"started","left":5,"to_peer_id":"cccccccccccccccccccc","offer_id":"oooooooooooooooooooo","answer":{"type":"answer","sdp":"z"}}"#;
+    let WsRequest::Announce(first) = parse(both).unwrap() else {
+        panic!("an announce");
+    };
+    assert!(!first.answer_only && first.answer.is_some());
+    let WsRequest::Announce(again) = parse(&WsRequest::Announce(first.clone()).to_json()).unwrap()
+    else {
+        panic!("an announce");
+    };
+    let (x, y) = (first.answer.unwrap(), again.answer.unwrap());
+    assert_eq!(
+        (x.to_peer_id, x.offer_id, x.answer.get()),
+        (y.to_peer_id, y.offer_id, y.answer.get())
+    );
+    assert_eq!(
+        (again.request.left, again.request.event),
+        (Some(5), Event::Started)
+    );
     let answer = got.answer.unwrap();
     assert_eq!(
         (answer.to_peer_id, answer.offer_id),
@@ -243,7 +262,7 @@ fn server_messages_as_a_client_reads_them() {
         } => {
             assert_eq!(
                 (info_hash, interval, complete, incomplete),
-                (h, Some(120), 1, 2)
+                (h, Some(120), Some(1), Some(2))
             )
         }
         other => panic!("{other:?}"),
