@@ -83,7 +83,7 @@ fn main() {
     let mib = |b: usize| b as f64 / (1 << 20) as f64;
     // As the tracker does unless --huge-pages (HUGE_PAGES=1 here).
     let huge = std::env::var_os("HUGE_PAGES").is_some_and(|v| v == "1");
-    bittorrent_tracker::server::allow_huge_pages(huge).expect("PR_SET_THP_DISABLE");
+    bittorrent_tracker::thp::allow_huge_pages(huge).expect("PR_SET_THP_DISABLE");
 
     // The default load generator's shape: 1M torrents, 2M peers, skewed.
     // First, so that the resident set grows from a fresh heap.

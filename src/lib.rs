@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod rng;
 pub mod server;
 pub mod swarm;
+pub mod thp;
 
 pub use config::ServerConfig;
 pub use protocol::Protocol;

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             logging::line(level, msg);
         }
     };
-    if let Err(e) = bittorrent_tracker::server::allow_huge_pages(cfg.huge_pages) {
+    if let Err(e) = bittorrent_tracker::thp::allow_huge_pages(cfg.huge_pages) {
         say(
             LogLevel::Warnings,
             format_args!("cannot set whether transparent huge pages are used: {e}"),

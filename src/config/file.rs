@@ -55,8 +55,11 @@ fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
             c.peer_ttl = ttl;
         }
     }
+    // An IPv6 address named in the file is required; `::`, the default
+    // (and what --print-config writes), still falls back to IPv4 with a
+    // warning on a host without IPv6.
     if named.contains_key("listen_v6") {
-        c.require_v6 = c.listen_v6.is_some();
+        c.require_v6 = c.listen_v6.is_some_and(|a| !a.is_unspecified());
     }
     if c.workers == 0 {
         c.workers = default_workers();
@@ -135,6 +138,10 @@ mod tests {
         let c = from_toml("peer_ttl = 99\n").unwrap();
         assert_eq!((c.interval, c.peer_ttl), (600, 99));
         assert!(from_toml("listen_v6 = \"::1\"\n").unwrap().require_v6);
+        assert!(
+            !from_toml("listen_v6 = \"::\"\n").unwrap().require_v6,
+            "what print-config writes"
+        );
         assert!(!from_toml("").unwrap().require_v6);
         assert_eq!(
             from_toml("workers = 0\n").unwrap().workers,

@@ -257,7 +257,7 @@ pub struct ServerConfig {
     pub reserve_torrents: usize,
     /// Let the allocator back the heap with transparent huge pages. The
     /// `bittorrent-tracker` command turns them off for its process unless
-    /// this is set (see `server::allow_huge_pages`; `Server::start` leaves
+    /// this is set (see `thp::allow_huge_pages`; `Server::start` leaves
     /// the process-wide setting alone).
     pub huge_pages: bool,
     pub log: LogLevel,

@@ -16,7 +16,6 @@ mod start;
 mod state;
 pub mod stats;
 mod steer;
-mod thp;
 mod tls;
 mod udp;
 pub mod watchdog;
@@ -40,7 +39,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-pub use thp::allow_huge_pages;
 
 /// Memory each executor registers with io_uring for storage I/O. The
 /// tracker does no storage I/O through glommio, so it takes glommio's

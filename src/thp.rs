@@ -1,4 +1,5 @@
-//! The process's transparent huge pages switch.
+//! The process's transparent huge pages switch: a process setting, for
+//! the command and the memory benchmark alike.
 
 use std::io;
 
