@@ -123,6 +123,9 @@ pub struct Cli {
     /// Open HTTP and WebSocket connections at most [default: 100000]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Open connections from one address (IPv6: one /64) at most [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
     /// Torrents held at most; new ones are refused past it [default: 20000000]
     #[arg(long, value_name = "N")]
     pub max_torrents: Option<usize>,
@@ -223,6 +226,7 @@ impl Cli {
         let l = &mut c.limits;
         for (dst, v) in [
             (&mut l.max_connections, self.max_connections),
+            (&mut l.max_connections_per_ip, self.max_connections_per_ip),
             (&mut l.max_torrents, self.max_torrents),
             (&mut l.max_peers, self.max_peers),
         ] {

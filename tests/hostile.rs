@@ -100,7 +100,7 @@ fn http_floods_idle_crowds_and_slow_clients() {
     let dir = scratch("hostile-http");
     std::fs::write(
         dir.join("t.toml"),
-        "[limits]\nrequest_timeout = 1\nidle_timeout = 2\nmax_connections = 3000\n",
+        "[limits]\nrequest_timeout = 1\nidle_timeout = 2\nmax_connections = 3000\nmax_connections_per_ip = 3000\n",
     )
     .unwrap();
     let cfg = dir.join("t.toml");
@@ -310,4 +310,58 @@ fn privileges_are_dropped_after_binding() {
             String::from_utf8_lossy(&out.stderr).contains("need the tracker to be started as root")
         );
     }
+}
+
+/// A TCP connection to `to` from the loopback address `from`.
+fn tcp_from(from: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from((from, 0)).into())
+        .unwrap();
+    s.connect(&to.into()).unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+#[test]
+fn one_address_at_its_cap_leaves_others_served() {
+    let t = Tracker::start(&["--http", "--max-connections-per-ip", "4"]);
+    // A keep-alive request on `s`: whether it was answered.
+    let ask = |s: &mut TcpStream, path: &str| -> Option<Response> {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .ok()?;
+        read_response(s)
+    };
+    let ok = |s: &mut TcpStream| ask(s, "/stats.json").is_some_and(|r| r.status == 200);
+    // Four connections from one address, each answered, held open.
+    let mut held: Vec<TcpStream> = (0..4).map(|_| tcp_from([127, 0, 0, 1], t.v4())).collect();
+    for s in &mut held {
+        assert!(ok(s), "a connection within the cap");
+    }
+    // A fifth from the same address is closed at accept.
+    let mut fifth = tcp_from([127, 0, 0, 1], t.v4());
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert!(
+        !ok(&mut fifth),
+        "the fifth connection from one address is served"
+    );
+    // Another address is served meanwhile.
+    let mut other = tcp_from([127, 0, 0, 2], t.v4());
+    assert!(ok(&mut other), "another address is refused");
+    // A place given back is taken again.
+    drop(held.pop());
+    assert!(eventually(|| ok(&mut tcp_from([127, 0, 0, 1], t.v4()))));
+    // Every refusal is counted, by the limit that made it.
+    let m = ask(&mut other, "/metrics").unwrap();
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    let n: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tracker_refused_total{reason=\"max_connections_per_ip\"} "))
+        .expect("the refusal counter")
+        .parse()
+        .unwrap();
+    assert!(n >= 1, "{text}");
+    assert!(text.contains("tracker_refused_total{reason=\"max_connections\"} 0"));
 }

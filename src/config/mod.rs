@@ -136,6 +136,13 @@ pub struct Limits {
     /// Open HTTP and WebSocket connections, all workers together; past it a
     /// new connection is closed at once.
     pub max_connections: usize,
+    /// Open HTTP and WebSocket connections from one address (an IPv6 /64),
+    /// all workers together; past it a new connection from that address is
+    /// closed at once, and other addresses are unaffected. Users behind
+    /// carrier-grade NAT share one address by the hundred, and each
+    /// WebTorrent tab keeps a connection open, hence the room; not applied
+    /// with `trust_proxy`, where every connection comes from the proxy.
+    pub max_connections_per_ip: usize,
     /// Torrents held, all workers together; past it announces for new
     /// torrents are refused (`tracker is full`), known ones go on.
     pub max_torrents: usize,
@@ -163,6 +170,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 100_000,
+            max_connections_per_ip: 1_000,
             max_torrents: 20_000_000,
             max_peers: 100_000_000,
             max_request_bytes: 8 * 1024,
@@ -422,6 +430,12 @@ impl ServerConfig {
             ));
         }
         let l = &self.limits;
+        if l.max_connections_per_ip == 0 {
+            return Err(ConfigError::key(
+                "limits.max_connections_per_ip",
+                "at least 1",
+            ));
+        }
         if l.max_request_bytes < 256 {
             return Err(ConfigError::key("limits.max_request_bytes", "at least 256"));
         }

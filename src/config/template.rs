@@ -120,6 +120,11 @@ pub const KEYS: &[Group] = &[
     },
     Group {
         section: Some("limits"),
+        keys: &[("max_connections_per_ip", "")],
+        doc: "Open connections from one address (an IPv6 /64); more from it are closed at once.\nRoom for users behind carrier-grade NAT; not applied with trust_proxy.",
+    },
+    Group {
+        section: Some("limits"),
         keys: &[("max_torrents", "")],
         doc: "Torrents held; past it announces for new torrents get \"tracker is full\".",
     },

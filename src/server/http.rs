@@ -7,7 +7,8 @@ use super::access::{FilterAction, FilterRequest};
 use super::logging::debug_request;
 use super::logging::log;
 use super::mesh::{Reply, Request};
-use super::stats::Action;
+use super::per_address::PerAddress;
+use super::stats::{Action, Refusal};
 use super::tls::{self, Conn};
 use super::worker::Worker;
 use super::ws;
@@ -36,15 +37,42 @@ pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                // Over the limit: closed at once, before it costs anything.
+                // Over a limit: closed at once, before it costs anything.
                 let open_now: u64 = w.counters.open_connections();
                 if open_now >= w.max_connections as u64 {
-                    w.counters.request(HTTP, Action::Other);
-                    w.counters.error(HTTP, Action::Other);
+                    w.counters.refused(Refusal::MaxConnections);
                     drop(stream);
                     continue;
                 }
-                glommio::spawn_local(open(w.clone(), stream)).detach();
+                let Ok(peer) = stream.peer_addr() else {
+                    continue;
+                };
+                // Behind a trusted proxy every connection comes from it.
+                let place = match w.cfg.trust_proxy {
+                    true => None,
+                    false => match PerAddress::enter(&w.shared.per_address, peer.ip()) {
+                        Some(place) => Some(place),
+                        None => {
+                            w.counters.refused(Refusal::MaxConnectionsPerIp);
+                            debug_request!(
+                                w.cfg,
+                                HTTP,
+                                "connect",
+                                peer,
+                                None,
+                                "refused: limits.max_connections_per_ip"
+                            );
+                            drop(stream);
+                            continue;
+                        }
+                    },
+                };
+                let w = w.clone();
+                glommio::spawn_local(async move {
+                    open(w, stream, peer).await;
+                    drop(place);
+                })
+                .detach();
             }
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
@@ -58,8 +86,7 @@ pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
 /// Starts serving a new connection: through TLS when the server has a
 /// certificate and the client's first byte opens a TLS handshake, as plain
 /// HTTP otherwise.
-async fn open(w: Rc<Worker>, stream: TcpStream) {
-    let Ok(peer) = stream.peer_addr() else { return };
+async fn open(w: Rc<Worker>, stream: TcpStream, peer: std::net::SocketAddr) {
     let _ = stream.set_nodelay(true);
     let acceptor = w.tls.borrow().clone();
     let conn = match acceptor {

@@ -10,6 +10,7 @@ mod http;
 pub mod logging;
 mod mesh;
 mod pace;
+mod per_address;
 mod privileges;
 mod shared;
 mod start;
@@ -311,6 +312,9 @@ impl Server {
             events: events.map(EventSink::new),
             state: cfg.state.is_some().then_some(state_tx),
             beats: Arc::new(watchdog::Heartbeats::new(workers)),
+            per_address: Arc::new(per_address::PerAddress::new(
+                cfg.limits.max_connections_per_ip,
+            )),
         });
 
         let mut control = Vec::with_capacity(workers);

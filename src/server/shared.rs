@@ -4,6 +4,7 @@
 use super::access::Access;
 use super::events::EventSink;
 use super::mesh::Blob;
+use super::per_address::PerAddress;
 use super::watchdog;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,8 @@ pub(crate) struct Shared {
     pub state: Option<crossbeam_channel::Sender<Blob>>,
     /// Every worker's heartbeat.
     pub beats: Arc<watchdog::Heartbeats>,
+    /// Open connections by client address, over every worker.
+    pub per_address: Arc<PerAddress>,
 }
 
 impl Shared {

@@ -46,8 +46,30 @@ impl Action {
     }
 }
 
+/// Why the tracker turned a client away before serving it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// A new connection past `limits.max_connections`.
+    MaxConnections,
+    /// A new connection from an address holding `limits.max_connections_per_ip`.
+    MaxConnectionsPerIp,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 2] = [Refusal::MaxConnections, Refusal::MaxConnectionsPerIp];
+
+    /// The `reason` label of `tracker_refused_total`: the limit's key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::MaxConnections => "max_connections",
+            Refusal::MaxConnectionsPerIp => "max_connections_per_ip",
+        }
+    }
+}
+
 const P: usize = Protocol::ALL.len();
 const A: usize = Action::ALL.len();
+const R: usize = Refusal::ALL.len();
 
 /// A worker's request counters. Only its own thread touches them.
 #[derive(Default)]
@@ -59,6 +81,7 @@ pub(crate) struct Counters {
     bytes_out: [Cell<u64>; P],
     forwarded: Cell<u64>,
     connections: [Cell<u64>; P],
+    refused: [Cell<u64>; R],
 }
 
 #[inline]
@@ -95,6 +118,11 @@ impl Counters {
     pub fn forwarded(&self) {
         bump(&self.forwarded, 1);
     }
+    /// A client turned away for `why`.
+    #[inline]
+    pub fn refused(&self, why: Refusal) {
+        bump(&self.refused[why as usize], 1);
+    }
     /// A connection opened (`true`) or closed.
     pub fn connection(&self, p: Protocol, open: bool) {
         let c = &self.connections[p as usize];
@@ -120,6 +148,7 @@ impl Counters {
             bytes_out: self.bytes_out.each_ref().map(Cell::get),
             forwarded: self.forwarded.get(),
             connections: self.connections.each_ref().map(Cell::get),
+            refused: self.refused.each_ref().map(Cell::get),
         }
     }
 }
@@ -135,6 +164,8 @@ pub struct CounterSnapshot {
     pub forwarded: u64,
     /// Open HTTP and WebSocket connections (UDP has none).
     pub connections: [u64; P],
+    /// Clients turned away, by [`Refusal`].
+    pub refused: [u64; R],
 }
 
 impl CounterSnapshot {
@@ -160,6 +191,9 @@ impl CounterSnapshot {
             self.connections[p] += o.connections[p];
         }
         self.forwarded += o.forwarded;
+        for r in 0..R {
+            self.refused[r] += o.refused[r];
+        }
     }
 }
 
@@ -265,6 +299,10 @@ impl Stats {
             "clients": clients,
             "workers": self.health.len().max(self.workers.len()),
             "stalledWorkers": self.stalled(),
+            "refused": Refusal::ALL
+                .iter()
+                .map(|&r| (r.name().to_string(), serde_json::Value::from(c.refused[r as usize])))
+                .collect::<serde_json::Map<_, _>>(),
             "requests": requests,
         })
         .to_string()
@@ -415,6 +453,20 @@ impl Stats {
             "Requests handed to the worker that owns their info hash.",
         );
         let _ = writeln!(m, "tracker_forwarded_total {}", c.forwarded);
+        help(
+            &mut m,
+            "tracker_refused_total",
+            "counter",
+            "Clients turned away before they were served, by the limit that did it.",
+        );
+        for r in Refusal::ALL {
+            let _ = writeln!(
+                m,
+                "tracker_refused_total{{reason=\"{}\"}} {}",
+                r.name(),
+                c.refused[r as usize]
+            );
+        }
         let gauges = |w: &WorkerStats| {
             let t = &w.totals;
             [
