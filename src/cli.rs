@@ -42,8 +42,8 @@ pub struct Cli {
     /// Print nothing
     #[arg(short, long)]
     pub silent: bool,
-    /// Print the version and exit
-    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    /// Print the version and exit (-V too)
+    #[arg(short = 'v', visible_short_alias = 'V', long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
     /// TOML configuration file (see --print-config); flags override it
     #[arg(long, value_name = "FILE")]

@@ -413,3 +413,54 @@ fn huge_pages_are_off_unless_asked_for() {
     let t = Tracker::start(&["--udp", "--huge-pages"]);
     assert_eq!(proc_status(t.pid(), "THP_enabled"), "1");
 }
+
+#[test]
+fn version_flags_and_process_metrics() {
+    for flag in ["-v", "-V", "--version"] {
+        let out = run_tracker(&[flag]);
+        assert!(out.status.success(), "{flag}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("bittorrent-tracker {}\n", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+    let t = Tracker::start(&["--http"]);
+    let body = String::from_utf8(get(t.v4(), "/metrics").body).unwrap();
+    let value = |name: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} in\n{body}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value(&format!(
+            "tracker_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = value("process_start_time_seconds");
+    assert!(
+        started <= now + 1.0 && started > now - 600.0,
+        "{started} against {now}"
+    );
+    let rss = value("process_resident_memory_bytes");
+    let status_kib: f64 = proc_status(t.pid(), "VmRSS")
+        .trim_end_matches(" kB")
+        .parse()
+        .unwrap();
+    assert!(
+        rss > 1e6 && (rss / 1024.0 - status_kib).abs() < status_kib / 2.0,
+        "{rss} against {status_kib} KiB"
+    );
+    assert!(
+        value("process_open_fds") >= 4.0,
+        "stdio and the listening sockets"
+    );
+}

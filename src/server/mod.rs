@@ -12,6 +12,7 @@ mod mesh;
 mod pace;
 mod per_address;
 mod privileges;
+pub mod process;
 mod shared;
 mod start;
 mod state;
@@ -499,6 +500,7 @@ impl Server {
                 .unwrap_or_default(),
         );
         s.health = self.health();
+        s.process = process::ProcessInfo::read();
         s
     }
 

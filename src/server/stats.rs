@@ -6,6 +6,7 @@
 //! request gathers one [`WorkerStats`] per worker over the mesh and merges
 //! them. Nothing here walks the peers.
 
+use super::process::ProcessInfo;
 use super::watchdog::WorkerHealth;
 use crate::protocol::clients::ClientKey;
 use crate::protocol::Protocol;
@@ -217,6 +218,8 @@ pub struct Stats {
     /// Every worker's heartbeat, stalled or not (also those missing from
     /// `workers` because they did not answer).
     pub health: Vec<WorkerHealth>,
+    /// What the system says of the process.
+    pub process: ProcessInfo,
 }
 
 impl Stats {
@@ -245,6 +248,7 @@ impl Stats {
             workers,
             total,
             health: Vec::new(),
+            process: ProcessInfo::default(),
         }
     }
 
@@ -389,6 +393,45 @@ impl Stats {
         let help = |m: &mut String, name: &str, kind: &str, text: &str| {
             let _ = writeln!(m, "# HELP {name} {text}\n# TYPE {name} {kind}");
         };
+        help(
+            &mut m,
+            "tracker_build_info",
+            "gauge",
+            "The tracker's version, as a label.",
+        );
+        let _ = writeln!(
+            m,
+            "tracker_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        let p = &self.process;
+        if let Some(t) = p.start_time_seconds {
+            help(
+                &mut m,
+                "process_start_time_seconds",
+                "gauge",
+                "When the process started, in seconds since 1970.",
+            );
+            let _ = writeln!(m, "process_start_time_seconds {t:.2}");
+        }
+        if let Some(b) = p.resident_memory_bytes {
+            help(
+                &mut m,
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory of the process, bytes.",
+            );
+            let _ = writeln!(m, "process_resident_memory_bytes {b}");
+        }
+        if let Some(n) = p.open_fds {
+            help(
+                &mut m,
+                "process_open_fds",
+                "gauge",
+                "File descriptors the process has open.",
+            );
+            let _ = writeln!(m, "process_open_fds {n}");
+        }
         for (name, text, get) in [
             (
                 "tracker_requests_total",

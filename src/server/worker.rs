@@ -272,6 +272,7 @@ impl Worker {
         }
         let mut s = Stats::merge(all);
         s.health = self.shared.beats.health();
+        s.process = super::process::ProcessInfo::read();
         s
     }
 
