@@ -102,6 +102,9 @@ pub struct Cli {
     /// Refuse /scrape without info_hash (full scrape)
     #[arg(long)]
     pub no_full_scrape: bool,
+    /// Seconds a full scrape's snapshot is served before it is built anew [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub full_scrape_interval: Option<u32>,
     /// Keep peers' peer ids, so that non-compact HTTP replies carry them
     /// (20 bytes more a peer; without it they list address and port)
     #[arg(long)]
@@ -189,6 +192,9 @@ impl Cli {
         }
         c.trust_proxy |= self.trust_proxy;
         c.full_scrape &= !self.no_full_scrape;
+        if let Some(s) = self.full_scrape_interval {
+            c.full_scrape_interval = s;
+        }
         c.peer_ids |= self.peer_ids;
         c.stats &= !self.no_stats;
         c.metrics &= !self.no_metrics;

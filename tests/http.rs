@@ -449,3 +449,68 @@ fn http_only_and_udp_only() {
         "no HTTP tracker with --udp"
     );
 }
+
+/// A full scrape is served from a snapshot built at most every
+/// `full_scrape_interval`: the same bytes to every requester until then,
+/// gzipped when the client accepts it, and dated with `Age`.
+#[test]
+fn full_scrape_is_a_dated_snapshot_gzipped_on_request() {
+    let scrape = |t: &Tracker, gzip: bool| -> Response {
+        let mut s = tcp(t.v4());
+        let accept = if gzip {
+            "Accept-Encoding: deflate, gzip\r\n"
+        } else {
+            ""
+        };
+        write!(
+            s,
+            "GET /scrape HTTP/1.1\r\nHost: x\r\n{accept}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        read_response(&mut s).expect("a response")
+    };
+    let builds = |t: &Tracker| -> u64 {
+        let m = String::from_utf8(get(t.v4(), "/metrics").body).unwrap();
+        m.lines()
+            .find_map(|l| l.strip_prefix("tracker_full_scrape_builds_total "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (a, b) = (hash(0, 7), hash(1, 8));
+    let t = Tracker::start(&["--http", "--full-scrape-interval", "60"]);
+    get(t.v4(), &announce_target(a, peer_id(1), 6001, 0, ""));
+    let first = scrape(&t, false);
+    assert_eq!(first.status, 200);
+    assert!(first.body.windows(20).any(|w| w == a));
+    let age: u64 = first.header("age").expect("an Age header").parse().unwrap();
+    assert!(age <= 60, "{age}");
+    // Within the interval every requester gets the same snapshot: a torrent
+    // announced since is in none of them, and nothing was built again.
+    get(t.v4(), &announce_target(b, peer_id(2), 6002, 0, ""));
+    let second = scrape(&t, false);
+    assert_eq!(bstr(&second.body), bstr(&first.body));
+    // Gzip when accepted: the same snapshot, compressed.
+    let zipped = scrape(&t, true);
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    assert!(zipped.body.len() < first.body.len() + 64);
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&zipped.body[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(bstr(&unzipped), bstr(&first.body));
+    assert_eq!(builds(&t), 1, "three full scrapes, one build");
+    drop(t);
+    // Once the interval is past, it is built anew and shows the newcomer.
+    let t = Tracker::start(&["--http", "--full-scrape-interval", "1"]);
+    get(t.v4(), &announce_target(a, peer_id(1), 6001, 0, ""));
+    assert!(!scrape(&t, false).body.windows(20).any(|w| w == b));
+    get(t.v4(), &announce_target(b, peer_id(2), 6002, 0, ""));
+    assert!(eventually(|| scrape(&t, false)
+        .body
+        .windows(20)
+        .any(|w| w == b)));
+    assert!(builds(&t) >= 2);
+}

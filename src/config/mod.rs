@@ -227,6 +227,8 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
     /// Answer `/scrape` without `info_hash` with every torrent.
     pub full_scrape: bool,
+    /// Seconds a full scrape's snapshot is served before it is built anew.
+    pub full_scrape_interval: u32,
     /// Keep every peer's peer id, for non-compact HTTP replies.
     pub peer_ids: bool,
     /// Serve `/stats` and `/stats.json`.
@@ -291,6 +293,7 @@ impl Default for ServerConfig {
             max_numwant: 82,
             trust_proxy: false,
             full_scrape: true,
+            full_scrape_interval: 60,
             peer_ids: false,
             stats: true,
             metrics: true,
@@ -421,6 +424,12 @@ impl ServerConfig {
             return Err(ConfigError::key(
                 "tls_cert",
                 "tls_cert and tls_key go together: give both or neither",
+            ));
+        }
+        if self.full_scrape_interval == 0 {
+            return Err(ConfigError::key(
+                "full_scrape_interval",
+                "must be at least 1 second",
             ));
         }
         if self.state.is_some() && self.state_interval == 0 {

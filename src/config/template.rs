@@ -65,8 +65,8 @@ pub const KEYS: &[Group] = &[
         "Take the client's address from X-Forwarded-For (only behind a proxy you run).",
     ),
     top(
-        &[("full_scrape", "")],
-        "Answer /scrape without info_hash with every torrent.",
+        &[("full_scrape", ""), ("full_scrape_interval", "")],
+        "Answer /scrape without info_hash with every torrent, from a snapshot built\nat most every full_scrape_interval seconds.",
     ),
     top(
         &[("peer_ids", "")],

@@ -52,6 +52,8 @@ pub struct Head {
     pub websocket: bool,
     /// `Accept` names `application/json`.
     pub json: bool,
+    /// `Accept-Encoding` names `gzip`.
+    pub gzip: bool,
 }
 
 /// What the headers say, or the status that refuses the request.
@@ -64,6 +66,7 @@ pub fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, Status> {
         forwarded: None,
         websocket: false,
         json: false,
+        gzip: false,
     };
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
@@ -94,6 +97,20 @@ pub fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, Status> {
                 .value
                 .windows(16)
                 .any(|w| w.eq_ignore_ascii_case(b"application/json"));
+        } else if name.eq_ignore_ascii_case(b"accept-encoding") {
+            head.gzip = h.value.split(|&b| b == b',').any(|t| {
+                let mut parts = t.split(|&b| b == b';');
+                let coding = parts.next().unwrap_or_default().trim_ascii();
+                let refused = parts.any(|p| {
+                    let p: Vec<u8> = p
+                        .iter()
+                        .filter(|b| !b.is_ascii_whitespace())
+                        .copied()
+                        .collect();
+                    p == b"q=0" || p == b"q=0.0" || p == b"q=0.00" || p == b"q=0.000"
+                });
+                coding.eq_ignore_ascii_case(b"gzip") && !refused
+            });
         } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
             head.forwarded = Some(wire::forwarded_for(h.value).ok_or(()));
         }
@@ -134,6 +151,19 @@ pub fn write_head(
     keep_alive: bool,
     http10: bool,
 ) {
+    write_head_with(out, status, content_type, len, keep_alive, http10, &[]);
+}
+
+/// Writes a reply head for a body of `len` bytes, with `extra` headers.
+pub fn write_head_with(
+    out: &mut Vec<u8>,
+    status: Status,
+    content_type: &str,
+    len: usize,
+    keep_alive: bool,
+    http10: bool,
+    extra: &[(&str, &str)],
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.line().as_bytes());
     out.extend_from_slice(b"\r\nContent-Type: ");
@@ -144,6 +174,12 @@ pub fn write_head(
         out.extend_from_slice(b"\r\nConnection: close");
     } else if http10 {
         out.extend_from_slice(b"\r\nConnection: keep-alive");
+    }
+    for (name, value) in extra {
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
     }
     out.extend_from_slice(b"\r\n\r\n");
 }
@@ -198,6 +234,31 @@ mod tests {
         assert_eq!(
             check_request(b"GET\x00 / HTTP/1.1\r\n\r\n"),
             Some(Status::BadRequest)
+        );
+    }
+
+    #[test]
+    fn gzip_is_offered_unless_refused() {
+        let gz = |v: &str| {
+            head(&format!("GET / HTTP/1.1\r\nAccept-Encoding: {v}\r\n\r\n"))
+                .unwrap()
+                .gzip
+        };
+        assert!(gz("deflate, gzip, br, zstd") && gz("GZIP;q=0.5"));
+        assert!(!gz("gzip;q=0") && !gz("br") && !gz("x-gzip2"));
+        let mut out = Vec::new();
+        write_head_with(
+            &mut out,
+            Status::Ok,
+            "text/plain",
+            3,
+            true,
+            false,
+            &[("Age", "7")],
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nAge: 7\r\n\r\n"
         );
     }
 

@@ -4,7 +4,7 @@
 
 use super::mesh::{Control, Reply, Request};
 use super::worker::Worker;
-use super::{udp, ws};
+use super::{full_scrape, udp, ws};
 use crate::protocol::{Peers, Protocol};
 
 /// Serves one request from another worker.
@@ -46,10 +46,17 @@ pub(super) async fn serve_request(
             let stats = hashes.iter().map(|h| shard.scrape(h)).collect();
             Reply::Scrape { token, stats }
         }
-        Request::ScrapeAll { token } => {
+        Request::ScrapeSlice { token, at } => {
             let mut entries = Vec::new();
-            w.shard.borrow().scrape_all(&mut entries);
-            Reply::ScrapeAll { token, entries }
+            let next = w
+                .shard
+                .borrow()
+                .scrape_slice(at, full_scrape::SLICE, &mut entries);
+            Reply::ScrapeSlice {
+                token,
+                entries,
+                next,
+            }
         }
         Request::Stats { token } => Reply::Stats {
             token,

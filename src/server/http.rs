@@ -4,6 +4,7 @@
 //! broken HTTP gets 400, 404, 405, 413 or 431 and the connection is closed.
 
 use super::access::{FilterAction, FilterRequest};
+use super::full_scrape::Snapshot;
 use super::logging::debug_request;
 use super::logging::log;
 use super::mesh::{Reply, Request};
@@ -15,7 +16,8 @@ use super::ws;
 use crate::answer;
 use crate::config::LogLevel;
 use crate::protocol::head::{
-    inspect, write_error, write_head, write_status, Head, Status, MAX_BODY, MAX_HEADERS,
+    inspect, write_error, write_head, write_head_with, write_status, Head, Status, MAX_BODY,
+    MAX_HEADERS,
 };
 use crate::protocol::http::{self as wire};
 use crate::protocol::Protocol;
@@ -24,6 +26,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bytes a connection starts with for reading requests.
@@ -219,6 +222,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
             }
             let (path, query) = wire::split_target(req.path.unwrap_or("/").as_bytes());
             body.clear();
+            let mut full = None;
             let is = |name: &[u8]| {
                 path == name || (path.starts_with(name) && path.get(name.len()) == Some(&b'/'))
             };
@@ -238,7 +242,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                 }
                 Some("GET") if cfg.http && is(b"/scrape") => {
                     let ok = match client_ip(w, peer.ip(), &head) {
-                        Ok(ip) => scrape(w, path, query, ip, &mut body).await,
+                        Ok(ip) => scrape(w, path, query, ip, &mut body, &mut full).await,
                         Err(reason) => {
                             bencode::failure(&mut body, reason);
                             false
@@ -285,6 +289,35 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
             start += head_len + head.body;
             match status {
                 // A tracker-level refusal: bencoded, status 200.
+                Some(Status::Ok) if full.is_some() => {
+                    let snap = full.take().expect("a snapshot");
+                    let (bytes, gzip) = match head.gzip {
+                        true => (&snap.http_gzip, true),
+                        false => (&snap.http, false),
+                    };
+                    let age = snap.built.elapsed().as_secs().to_string();
+                    let mut extra = vec![("Age", age.as_str())];
+                    if gzip {
+                        extra.push(("Content-Encoding", "gzip"));
+                    }
+                    write_head_with(
+                        &mut out,
+                        Status::Ok,
+                        content_type,
+                        bytes.len(),
+                        head.keep_alive,
+                        head.http10,
+                        &extra,
+                    );
+                    // The snapshot goes out as it is, not copied.
+                    if !flush(w, &mut stream, &mut out).await {
+                        return;
+                    }
+                    w.counters.bytes_out(HTTP, bytes.len());
+                    if stream.write_all(bytes).await.is_err() {
+                        return;
+                    }
+                }
                 None | Some(Status::Ok) => {
                     write_head(
                         &mut out,
@@ -435,8 +468,17 @@ async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut 
     }
 }
 
-/// Answers a scrape; false when the reply is a `failure reason`.
-async fn scrape(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut Vec<u8>) -> bool {
+/// Answers a scrape; false when the reply is a `failure reason`. A full
+/// scrape is answered from the shared snapshot, left in `full` for the
+/// caller to write out whole rather than copied into `body`.
+async fn scrape(
+    w: &Worker,
+    path: &[u8],
+    query: &[u8],
+    ip: IpAddr,
+    body: &mut Vec<u8>,
+    full: &mut Option<Arc<Snapshot>>,
+) -> bool {
     let trace = |hash: Option<&InfoHash>, outcome: std::fmt::Arguments<'_>| {
         debug_request!(w.cfg, HTTP, "scrape", ip, hash, "{outcome}")
     };
@@ -458,12 +500,22 @@ async fn scrape(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut Ve
             bencode::failure(body, "full scrape is disabled: name an info_hash");
             return false;
         }
-        w.scrape_all_allowed().await
+        let snap = w.full_scrape().await;
+        trace(
+            None,
+            format_args!(
+                "ok, full, {} torrents, {} s old",
+                snap.torrents,
+                snap.built.elapsed().as_secs()
+            ),
+        );
+        *full = Some(snap);
+        return true;
     } else {
         hashes.sort_unstable();
         hashes.dedup();
         let stats = w.scrape(&hashes).await;
-        hashes.into_iter().zip(stats).collect()
+        hashes.into_iter().zip(stats).collect::<Vec<_>>()
     };
     trace(
         first.as_ref(),

@@ -33,7 +33,8 @@ pub(crate) enum Request {
     /// Counts for these hashes, in this order.
     Scrape { token: u32, hashes: Vec<InfoHash> },
     /// Counts for every torrent the owner has.
-    ScrapeAll { token: u32 },
+    /// A slice of the owner's torrents for a full scrape, from `at`.
+    ScrapeSlice { token: u32, at: usize },
     /// The owner's counters and totals.
     Stats { token: u32 },
     /// A WebSocket announce from the peer on `conn`; the owner relays its
@@ -65,9 +66,11 @@ pub(crate) enum Reply {
         token: u32,
         stats: Vec<ScrapeStats>,
     },
-    ScrapeAll {
+    ScrapeSlice {
         token: u32,
         entries: Vec<(InfoHash, ScrapeStats)>,
+        /// Where the next slice starts; `None` after the last.
+        next: Option<usize>,
     },
     WsAnnounce {
         token: u32,
@@ -84,7 +87,7 @@ impl Reply {
         match self {
             Reply::Announce { token, .. }
             | Reply::Scrape { token, .. }
-            | Reply::ScrapeAll { token, .. }
+            | Reply::ScrapeSlice { token, .. }
             | Reply::WsAnnounce { token, .. }
             | Reply::Stats { token, .. } => *token,
         }

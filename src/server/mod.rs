@@ -6,6 +6,7 @@ mod bind;
 mod dispatch;
 mod error;
 pub mod events;
+mod full_scrape;
 mod http;
 pub mod logging;
 mod mesh;
@@ -316,6 +317,7 @@ impl Server {
             per_address: Arc::new(per_address::PerAddress::new(
                 cfg.limits.max_connections_per_ip,
             )),
+            full_scrapes: Default::default(),
         });
 
         let mut control = Vec::with_capacity(workers);
@@ -501,6 +503,12 @@ impl Server {
         );
         s.health = self.health();
         s.process = process::ProcessInfo::read();
+        s.full_scrape_builds = self.shared.full_scrapes.builds();
+        s.full_scrape_age = self
+            .shared
+            .full_scrapes
+            .current()
+            .map(|f| f.built.elapsed());
         s
     }
 

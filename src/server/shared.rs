@@ -3,6 +3,7 @@
 
 use super::access::Access;
 use super::events::EventSink;
+use super::full_scrape::FullScrapes;
 use super::mesh::Blob;
 use super::per_address::PerAddress;
 use super::watchdog;
@@ -23,6 +24,8 @@ pub(crate) struct Shared {
     pub beats: Arc<watchdog::Heartbeats>,
     /// Open connections by client address, over every worker.
     pub per_address: Arc<PerAddress>,
+    /// The full scrape's snapshot.
+    pub full_scrapes: FullScrapes,
 }
 
 impl Shared {

@@ -220,6 +220,9 @@ pub struct Stats {
     pub health: Vec<WorkerHealth>,
     /// What the system says of the process.
     pub process: ProcessInfo,
+    /// Full-scrape snapshots built so far, and the age of the current one.
+    pub full_scrape_builds: u64,
+    pub full_scrape_age: Option<std::time::Duration>,
 }
 
 impl Stats {
@@ -249,6 +252,8 @@ impl Stats {
             total,
             health: Vec::new(),
             process: ProcessInfo::default(),
+            full_scrape_builds: 0,
+            full_scrape_age: None,
         }
     }
 
@@ -404,6 +409,30 @@ impl Stats {
             "tracker_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
+        help(
+            &mut m,
+            "tracker_full_scrape_builds_total",
+            "counter",
+            "Full-scrape snapshots built (at most one every full_scrape_interval).",
+        );
+        let _ = writeln!(
+            m,
+            "tracker_full_scrape_builds_total {}",
+            self.full_scrape_builds
+        );
+        if let Some(age) = self.full_scrape_age {
+            help(
+                &mut m,
+                "tracker_full_scrape_age_seconds",
+                "gauge",
+                "Age of the full-scrape snapshot being served.",
+            );
+            let _ = writeln!(
+                m,
+                "tracker_full_scrape_age_seconds {:.3}",
+                age.as_secs_f64()
+            );
+        }
         let p = &self.process;
         if let Some(t) = p.start_time_seconds {
             help(

@@ -2,13 +2,16 @@
 //! what every front (UDP, HTTP, WebSocket) uses to serve. The thread's
 //! start-up is in `start.rs`, requests from other workers in `dispatch.rs`.
 
+use super::access::Lists;
 use super::access::{Access, FilterAction, FilterRequest};
 use super::events::{PeerEvent, ServerEvent};
+use super::full_scrape::{self, Snapshot};
 use super::logging::debug_request;
+use super::logging::log;
 use super::mesh::{Reply, Request};
 use super::shared::Shared;
 use super::stats::{Counters, Stats, WorkerStats};
-use crate::config::ServerConfig;
+use crate::config::{LogLevel, ServerConfig};
 use crate::protocol::udp::ConnectionIds;
 use crate::protocol::Protocol;
 use crate::protocol::{AnnounceRequest, InfoHash, Peers, ScrapeStats};
@@ -206,21 +209,6 @@ impl Worker {
         stats
     }
 
-    /// Every torrent of every shard with its counts, sorted by hash.
-    pub async fn scrape_all(&self) -> Vec<(InfoHash, ScrapeStats)> {
-        let mut all = Vec::new();
-        self.shard.borrow().scrape_all(&mut all);
-        for owner in (0..self.workers).filter(|&o| o != self.id) {
-            if let Some(Reply::ScrapeAll { entries, .. }) =
-                self.call(owner, |token| Request::ScrapeAll { token }).await
-            {
-                all.extend(entries);
-            }
-        }
-        all.sort_unstable_by_key(|e| e.0);
-        all
-    }
-
     /// This worker's own figures.
     pub fn own_stats(&self) -> WorkerStats {
         let shard = self.shard.borrow();
@@ -273,6 +261,12 @@ impl Worker {
         let mut s = Stats::merge(all);
         s.health = self.shared.beats.health();
         s.process = super::process::ProcessInfo::read();
+        s.full_scrape_builds = self.shared.full_scrapes.builds();
+        s.full_scrape_age = self
+            .shared
+            .full_scrapes
+            .current()
+            .map(|f| f.built.elapsed());
         s
     }
 
@@ -358,15 +352,85 @@ impl Worker {
         })
     }
 
-    /// Every torrent with its counts that the lists let through (a full
-    /// scrape), sorted by hash.
-    pub async fn scrape_all_allowed(&self) -> Vec<(InfoHash, ScrapeStats)> {
-        let mut all = self.scrape_all().await;
-        let lists = self.access.borrow().lists.clone();
-        if !lists.is_open() {
-            all.retain(|(h, _)| lists.allows(h));
+    /// The full scrape, from the shared snapshot: built anew (by this
+    /// worker, gathering every shard a slice at a time) when it is older
+    /// than `full_scrape_interval` or was filtered by lists since reloaded.
+    /// While another worker builds, the previous snapshot is served if the
+    /// lists are the same, or the new one awaited.
+    pub async fn full_scrape(&self) -> Arc<Snapshot> {
+        let fs = &self.shared.full_scrapes;
+        let every = Duration::from_secs(self.cfg.full_scrape_interval.max(1) as u64);
+        loop {
+            let generation = self.generation.get();
+            let current = fs.current().filter(|s| s.generation == generation);
+            if let Some(s) = current.as_ref().filter(|s| s.built.elapsed() < every) {
+                return s.clone();
+            }
+            if let Some(_building) = fs.start_build() {
+                let s = Arc::new(self.build_full_scrape(generation).await);
+                fs.publish(s.clone());
+                return s;
+            }
+            if let Some(s) = current {
+                return s;
+            }
+            glommio::timer::sleep(Duration::from_millis(5)).await;
         }
-        all
+    }
+
+    /// Gathers every shard's counts a slice at a time and has them encoded
+    /// off the worker.
+    async fn build_full_scrape(&self, generation: u64) -> Snapshot {
+        let mut entries = Vec::new();
+        let mut at = Some(0);
+        while let Some(from) = at {
+            at = self
+                .shard
+                .borrow()
+                .scrape_slice(from, full_scrape::SLICE, &mut entries);
+            futures_lite::future::yield_now().await;
+        }
+        for owner in (0..self.workers).filter(|&o| o != self.id) {
+            let mut at = Some(0);
+            while let Some(from) = at {
+                at = match self
+                    .call(owner, |token| Request::ScrapeSlice { token, at: from })
+                    .await
+                {
+                    Some(Reply::ScrapeSlice {
+                        entries: got, next, ..
+                    }) => {
+                        entries.extend(got);
+                        next
+                    }
+                    _ => None,
+                };
+            }
+        }
+        let lists = self.access.borrow().lists.clone();
+        let interval = self.cfg.interval;
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let encode = move || {
+            let _ = tx.send(full_scrape::encode(entries, &lists, interval, generation));
+        };
+        match std::thread::Builder::new()
+            .name("tracker-scrape".into())
+            .spawn(encode)
+        {
+            Ok(_) => {}
+            Err(e) => {
+                log(
+                    &self.cfg,
+                    LogLevel::Errors,
+                    format_args!("full scrape: no thread to encode it on ({e})"),
+                );
+            }
+        }
+        match rx.await {
+            Ok(s) => s,
+            // The thread could not start: an empty reply, this once.
+            Err(_) => full_scrape::encode(Vec::new(), &Lists::default(), interval, generation),
+        }
     }
 
     /// Tells the event stream that a WebSocket peer left with its connection.

@@ -391,7 +391,7 @@ async fn handle(
                 hashes.len()
             );
             if hashes.is_empty() {
-                wire::scrape_reply(&w.scrape_all_allowed().await)
+                w.full_scrape().await.ws.clone()
             } else {
                 hashes.sort_unstable();
                 hashes.dedup();

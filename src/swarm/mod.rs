@@ -348,6 +348,24 @@ impl Shard {
         out.extend(self.torrents.iter().map(|t| (t.hash, t.stats())));
     }
 
+    /// Appends the counts of up to `max` torrents from position `at` (a
+    /// full scrape a slice at a time); the position to go on from, or
+    /// `None` once every torrent was visited. Torrents removed or moved
+    /// between slices may be missed or seen twice.
+    pub fn scrape_slice(
+        &self,
+        at: usize,
+        max: usize,
+        out: &mut Vec<(InfoHash, ScrapeStats)>,
+    ) -> Option<usize> {
+        let end = at.saturating_add(max).min(self.torrents.len());
+        for i in at..end {
+            let t = self.torrents.get(i);
+            out.push((t.hash, t.stats()));
+        }
+        (end < self.torrents.len()).then_some(end)
+    }
+
     /// Visits up to `budget` torrents from where the last call stopped,
     /// removing peers not seen for the peer time-to-live, and swarms empty
     /// with no announce for as long. Calling it a slice at a time keeps every request fast; one
