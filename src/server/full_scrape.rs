@@ -31,7 +31,7 @@ pub(crate) struct Snapshot {
     /// The HTTP reply body (bencode), and the same gzipped.
     pub http: Vec<u8>,
     pub http_gzip: Vec<u8>,
-    /// The WebSocket reply.
+    /// The WebSocket reply (empty when the WebSocket tracker is off).
     pub ws: String,
 }
 
@@ -86,6 +86,7 @@ pub(crate) fn encode(
     lists: &Lists,
     interval: u32,
     generation: u64,
+    with_ws: bool,
 ) -> Snapshot {
     if !lists.is_open() {
         entries.retain(|(h, _)| lists.allows(h));
@@ -106,7 +107,13 @@ pub(crate) fn encode(
         generation,
         built: Instant::now(),
         torrents: entries.len(),
-        ws: ws::scrape_reply(&entries),
+        // Escaped binary strings make it the largest of the three: only
+        // when the WebSocket tracker runs.
+        ws: if with_ws {
+            ws::scrape_reply(&entries)
+        } else {
+            String::new()
+        },
         http: body,
         http_gzip,
     }
@@ -132,6 +139,7 @@ mod tests {
             &lists,
             600,
             7,
+            true,
         );
         assert_eq!((snap.torrents, snap.generation), (2, 7));
         let mut want = Vec::new();
@@ -143,6 +151,7 @@ mod tests {
             .unwrap();
         assert_eq!(unzipped, want);
         assert_eq!(snap.ws, ws::scrape_reply(&[(a, s(1)), (b, s(2))]));
+        assert!(encode(vec![(a, s(1))], &lists, 600, 7, false).ws.is_empty());
         let f = FullScrapes::default();
         let first = f.start_build();
         assert!(

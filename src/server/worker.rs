@@ -408,10 +408,11 @@ impl Worker {
             }
         }
         let lists = self.access.borrow().lists.clone();
-        let interval = self.cfg.interval;
+        let (interval, with_ws) = (self.cfg.interval, self.cfg.ws);
         let (tx, rx) = futures_channel::oneshot::channel();
         let encode = move || {
-            let _ = tx.send(full_scrape::encode(entries, &lists, interval, generation));
+            let s = full_scrape::encode(entries, &lists, interval, generation, with_ws);
+            let _ = tx.send(s);
         };
         match std::thread::Builder::new()
             .name("tracker-scrape".into())
@@ -429,7 +430,9 @@ impl Worker {
         match rx.await {
             Ok(s) => s,
             // The thread could not start: an empty reply, this once.
-            Err(_) => full_scrape::encode(Vec::new(), &Lists::default(), interval, generation),
+            Err(_) => {
+                full_scrape::encode(Vec::new(), &Lists::default(), interval, generation, with_ws)
+            }
         }
     }
 
