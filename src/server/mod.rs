@@ -501,14 +501,7 @@ impl Server {
             self.ask::<WorkerStats>(mesh::Control::Stats)
                 .unwrap_or_default(),
         );
-        s.health = self.health();
-        s.process = process::ProcessInfo::read();
-        s.full_scrape_builds = self.shared.full_scrapes.builds();
-        s.full_scrape_age = self
-            .shared
-            .full_scrapes
-            .current()
-            .map(|f| f.built.elapsed());
+        self.shared.add_figures(&mut s);
         s
     }
 

@@ -6,6 +6,8 @@ use super::events::EventSink;
 use super::full_scrape::FullScrapes;
 use super::mesh::Blob;
 use super::per_address::PerAddress;
+use super::process::ProcessInfo;
+use super::stats::Stats;
 use super::watchdog;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Adds to the workers' merged figures what no worker holds: every
+    /// worker's heartbeat, the process's own figures and the full-scrape
+    /// snapshot's. Both `/stats` and `Server::stats` end with this.
+    pub fn add_figures(&self, s: &mut Stats) {
+        s.health = self.beats.health();
+        s.process = ProcessInfo::read();
+        s.full_scrape_builds = self.full_scrapes.builds();
+        s.full_scrape_age = self.full_scrapes.current().map(|f| f.built.elapsed());
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }

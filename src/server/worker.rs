@@ -259,14 +259,7 @@ impl Worker {
             }
         }
         let mut s = Stats::merge(all);
-        s.health = self.shared.beats.health();
-        s.process = super::process::ProcessInfo::read();
-        s.full_scrape_builds = self.shared.full_scrapes.builds();
-        s.full_scrape_age = self
-            .shared
-            .full_scrapes
-            .current()
-            .map(|f| f.built.elapsed());
+        self.shared.add_figures(&mut s);
         s
     }
 
