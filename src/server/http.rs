@@ -5,8 +5,7 @@
 
 use super::access::{FilterAction, FilterRequest};
 use super::full_scrape::Snapshot;
-use super::logging::debug_request;
-use super::logging::log;
+use super::logging::{debug_request, log};
 use super::mesh::{Reply, Request};
 use super::per_address::PerAddress;
 use super::stats::{Action, Refusal};
@@ -19,7 +18,7 @@ use crate::protocol::head::{
     inspect, write_error, write_head, write_head_with, write_status, Head, Status, MAX_BODY,
     MAX_HEADERS,
 };
-use crate::protocol::http::{self as wire};
+use crate::protocol::http as wire;
 use crate::protocol::Protocol;
 use crate::protocol::{bencode, canonical_ip, InfoHash};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -50,26 +49,23 @@ pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
                 let Ok(peer) = stream.peer_addr() else {
                     continue;
                 };
-                // Behind a trusted proxy every connection comes from it.
-                let place = match w.cfg.trust_proxy {
-                    true => None,
-                    false => match PerAddress::enter(&w.shared.per_address, peer.ip()) {
-                        Some(place) => Some(place),
-                        None => {
-                            w.counters.refused(Refusal::MaxConnectionsPerIp);
-                            debug_request!(
-                                w.cfg,
-                                HTTP,
-                                "connect",
-                                peer,
-                                None,
-                                "refused: limits.max_connections_per_ip"
-                            );
-                            drop(stream);
-                            continue;
-                        }
-                    },
-                };
+                // Behind a trusted proxy every connection comes from it:
+                // no share per address.
+                let place = (!w.cfg.trust_proxy)
+                    .then(|| PerAddress::enter(&w.shared.per_address, peer.ip()));
+                if let Some(None) = place {
+                    w.counters.refused(Refusal::MaxConnectionsPerIp);
+                    debug_request!(
+                        w.cfg,
+                        HTTP,
+                        "connect",
+                        peer,
+                        None,
+                        "refused: limits.max_connections_per_ip"
+                    );
+                    drop(stream);
+                    continue;
+                }
                 let w = w.clone();
                 glommio::spawn_local(async move {
                     open(w, stream, peer).await;
@@ -291,15 +287,18 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                 // A tracker-level refusal: bencoded, status 200.
                 Some(Status::Ok) if full.is_some() => {
                     let snap = full.take().expect("a snapshot");
-                    let (bytes, gzip) = match head.gzip {
-                        true => (&snap.http_gzip, true),
-                        false => (&snap.http, false),
+                    let bytes = if head.gzip {
+                        &snap.http_gzip
+                    } else {
+                        &snap.http
                     };
                     let age = snap.built.elapsed().as_secs().to_string();
-                    let mut extra = vec![("Age", age.as_str())];
-                    if gzip {
-                        extra.push(("Content-Encoding", "gzip"));
-                    }
+                    let headers = [("Age", age.as_str()), ("Content-Encoding", "gzip")];
+                    let extra = if head.gzip {
+                        &headers[..]
+                    } else {
+                        &headers[..1]
+                    };
                     write_head_with(
                         &mut out,
                         Status::Ok,
@@ -307,7 +306,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                         bytes.len(),
                         head.keep_alive,
                         head.http10,
-                        &extra,
+                        extra,
                     );
                     // The snapshot goes out as it is, not copied.
                     if !flush(w, &mut stream, &mut out).await {
