@@ -229,6 +229,22 @@ impl Tracker {
             .unwrap()
     }
 
+    /// Waits (at most `timeout`) until `n` lines contain `text`, and returns
+    /// them: a line the tracker wrote may still be on its way through the
+    /// pipe when what it logged has been seen elsewhere. Fails the test with
+    /// the log if they do not come.
+    pub fn wait_for_lines(&self, text: &str, n: usize, timeout: Duration) -> Vec<String> {
+        let (ok, lines) = self.output.wait(timeout, |l| {
+            l.iter().filter(|l| l.contains(text)).count() >= n
+        });
+        assert!(
+            ok,
+            "not {n} log lines with {text:?} within {timeout:?}; the log:\n{}",
+            lines.join("\n")
+        );
+        lines.into_iter().filter(|l| l.contains(text)).collect()
+    }
+
     /// Sends SIGHUP and waits until the tracker says every worker reloaded
     /// its lists and certificate.
     pub fn hup(&self) {
