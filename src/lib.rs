@@ -15,6 +15,7 @@ pub mod answer;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod manual;
 pub mod mmsg;
 pub mod protocol;
 pub mod rng;

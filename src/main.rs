@@ -16,12 +16,34 @@ use std::time::Duration;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Writes what `write` makes to standard output: success, or the error
+/// (a closed pipe, say) and exit code 1.
+fn write_out(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match write(&mut out).and_then(|()| std::io::Write::flush(&mut out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
     match cli.command.take() {
         Some(Command::Announce(a)) => return client::cli::announce(a),
         Some(Command::Scrape(a)) => return client::cli::scrape(a),
         None => {}
+    }
+    if cli.man_page {
+        return write_out(bittorrent_tracker::manual::write_man_page);
+    }
+    if let Some(shell) = cli.completions {
+        return write_out(|out| {
+            bittorrent_tracker::manual::write_completions(shell, out);
+            Ok(())
+        });
     }
     let print_config = cli.print_config;
     let cfg = match cli.into_config() {
