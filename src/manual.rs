@@ -63,15 +63,7 @@ pub fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
             roff.text([roman(about.to_string())]);
         }
         roff.control("PP", []);
-        out.write_all(
-            roff.render()
-                .lines()
-                .filter(|l| !preamble(l))
-                .collect::<Vec<_>>()
-                .join("\n")
-                .as_bytes(),
-        )?;
-        out.write_all(b"\n")?;
+        out.write_all(strip(&roff.render(), true).as_bytes())?;
         for render in [Man::render_synopsis_section, Man::render_options_section] {
             out.write_all(&section(&page, render, false)?)?;
         }
@@ -88,15 +80,7 @@ pub fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
     }
     roff.control("SH", ["VERSION"]);
     roff.text([bold(env!("CARGO_PKG_VERSION"))]);
-    out.write_all(
-        roff.render()
-            .lines()
-            .filter(|l| !preamble(l))
-            .collect::<Vec<_>>()
-            .join("\n")
-            .as_bytes(),
-    )?;
-    out.write_all(b"\n")
+    out.write_all(strip(&roff.render(), true).as_bytes())
 }
 
 /// The lines every render starts with (a definition the title's render
@@ -115,10 +99,15 @@ fn section(
 ) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     render(man, &mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
+    Ok(strip(&String::from_utf8_lossy(&buf), heading).into_bytes())
+}
+
+/// Roff without the preamble lines and, unless `heading`, without its
+/// first `.SH` line.
+fn strip(roff: &str, heading: bool) -> String {
     let mut out = String::new();
     let mut dropped = heading;
-    for line in text.lines() {
+    for line in roff.lines() {
         if preamble(line) || (!dropped && line.starts_with(".SH ")) {
             dropped |= line.starts_with(".SH ");
             continue;
@@ -126,7 +115,7 @@ fn section(
         out.push_str(line);
         out.push('\n');
     }
-    Ok(out.into_bytes())
+    out
 }
 
 /// The completion script of `shell` for `bittorrent-tracker` and its

@@ -66,8 +66,8 @@ const UNIT: &str = "contrib/systemd/bittorrent-tracker.service";
 /// The value of `key=` in the unit (the last one, as systemd takes it).
 fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
     unit.lines()
-        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
 }
 
 #[test]
@@ -88,7 +88,10 @@ fn the_systemd_unit_verifies() {
     let built = env!("CARGO_BIN_EXE_bittorrent-tracker");
     std::fs::write(
         &path,
-        unit.replace(&format!("ExecStart={binary}"), &format!("ExecStart={built}")),
+        unit.replace(
+            &format!("ExecStart={binary}"),
+            &format!("ExecStart={built}"),
+        ),
     )
     .unwrap();
     // --man=no: the man page is installed apart (docs/operating.md).
@@ -453,7 +456,10 @@ fn exported() -> (BTreeSet<String>, BTreeSet<String>, String) {
         std::thread::sleep(Duration::from_millis(100));
     };
     let (mut metrics, mut labels) = (BTreeSet::new(), BTreeSet::new());
-    for line in body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());
         metrics.insert(line[..name_end].to_string());
         if let Some(set) = line[name_end..].strip_prefix('{') {
@@ -527,6 +533,9 @@ fn rules_and_dashboard_use_only_metrics_the_tracker_exports() {
         "tracker_worker_heartbeat_age_seconds",
         "tracker_full_scrape_age_seconds",
     ] {
-        assert!(used.contains(m), "neither the rules nor the dashboard use {m}");
+        assert!(
+            used.contains(m),
+            "neither the rules nor the dashboard use {m}"
+        );
     }
 }

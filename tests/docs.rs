@@ -178,7 +178,10 @@ fn anchors(text: &str) -> BTreeSet<String> {
         while let Some(open) = rest.find('[') {
             plain.push_str(&rest[..open]);
             let after = &rest[open + 1..];
-            match after.split_once("](").and_then(|(t, r)| Some((t, r.split_once(')')?.1))) {
+            match after
+                .split_once("](")
+                .and_then(|(t, r)| Some((t, r.split_once(')')?.1)))
+            {
                 Some((label, tail)) => {
                     plain.push_str(label);
                     rest = tail;
