@@ -6,13 +6,12 @@
 //! `/metrics` really has.
 //!
 //! `systemd-analyze` comes with systemd and `promtool` with Debian's
-//! `prometheus` package; `.ci/run` installs what is missing. Elsewhere a
-//! missing tool skips its check with a note, unless `CI` is set, where it
-//! fails.
+//! `prometheus` package; `.ci/run` installs what is missing, and so does
+//! the test itself when it runs elsewhere (`common::tool`).
 
 mod common;
 
-use common::{get, Tracker};
+use common::{get, tool, Tracker};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -24,24 +23,6 @@ fn repo() -> &'static Path {
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-/// The path of `name` on `PATH`; `None` (with a note) when it is missing
-/// and this is not CI, where a missing tool fails the test.
-fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|f| f.is_file())
-    });
-    if found.is_none() {
-        let msg = format!(
-            "{name} is not installed: `apt-get install {package}` (what .ci/run does) to run this check"
-        );
-        assert!(std::env::var_os("CI").is_none(), "{msg}");
-        eprintln!("skipped: {msg}");
-    }
-    found
 }
 
 fn text(out: &Output) -> String {
@@ -72,9 +53,7 @@ fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
 
 #[test]
 fn the_systemd_unit_verifies() {
-    let Some(analyze) = tool("systemd-analyze", "systemd") else {
-        return;
-    };
+    let analyze = tool("systemd-analyze", "systemd");
     let unit = read(UNIT);
     let exec = unit_value(&unit, "ExecStart").expect("ExecStart= in the unit");
     let (binary, args) = exec.split_once(' ').unwrap_or((exec, ""));
@@ -150,15 +129,12 @@ const RULES: &str = "contrib/prometheus/alerts.yml";
 const RULE_TESTS: &str = "contrib/prometheus/alerts.test.yml";
 const DASHBOARD: &str = "contrib/grafana/bittorrent-tracker.json";
 
-fn promtool(args: &[&str], dir: &Path) -> Option<Output> {
-    let promtool = tool("promtool", "prometheus")?;
-    Some(
-        Command::new(promtool)
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap(),
-    )
+fn promtool(args: &[&str], dir: &Path) -> Output {
+    Command::new(tool("promtool", "prometheus"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -168,9 +144,7 @@ fn the_alert_rules_pass_promtool_and_their_tests() {
         ["check", "rules", "alerts.yml"],
         ["test", "rules", "alerts.test.yml"],
     ] {
-        let Some(out) = promtool(&args, &dir) else {
-            return;
-        };
+        let out = promtool(&args, &dir);
         assert!(
             out.status.success(),
             "promtool {} ({}):\n{}",
@@ -286,9 +260,7 @@ fn the_dashboard_is_json_whose_queries_parse() {
         ));
     }
     std::fs::write(dir.join("dashboard.yml"), rules).unwrap();
-    let Some(out) = promtool(&["check", "rules", "dashboard.yml"], &dir) else {
-        return;
-    };
+    let out = promtool(&["check", "rules", "dashboard.yml"], &dir);
     let said = text(&out);
     assert!(
         out.status.success(),

@@ -2,7 +2,10 @@
 //! page, `--man-page` is roff that groff reads without a warning and that
 //! shows every flag, and `--completions SHELL` completes every flag.
 
+mod common;
+
 use clap::CommandFactory;
+use common::tool;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -88,7 +91,7 @@ fn the_man_page_is_roff_that_shows_every_flag() {
     assert!(text.contains(".TH bittorrent-tracker 1"), "{text}");
     // groff warns about anything it cannot read (-ww: every warning).
     let check = pipe(
-        Command::new("groff").args(["-man", "-Tascii", "-ww", "-z"]),
+        Command::new(tool("groff", "groff-base")).args(["-man", "-Tascii", "-ww", "-z"]),
         &page,
     );
     let warnings = String::from_utf8_lossy(&check.stderr);
@@ -99,7 +102,7 @@ fn the_man_page_is_roff_that_shows_every_flag() {
     );
     // What `man` shows: wide lines and no hyphenation, so no flag is split.
     let shown = pipe(
-        Command::new("groff").args([
+        Command::new(tool("groff", "groff-base")).args([
             "-man",
             "-Tascii",
             "-rLL=400n",

@@ -656,3 +656,55 @@ pub fn ws_call(ws: &mut Ws, v: serde_json::Value) -> serde_json::Value {
 pub fn binary(b: &[u8]) -> String {
     b.iter().map(|&c| c as char).collect()
 }
+
+/// The path of the program `name` from the Debian package `package`. When it
+/// is missing, the test installs the package (apt-get, as root or through
+/// `sudo -n`), as the interop tests install their npm packages; when that
+/// fails too, the test fails with what to do. No check is skipped.
+pub fn tool(name: &str, package: &str) -> std::path::PathBuf {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let find = || {
+        std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|f| f.is_file())
+        })
+    };
+    if let Some(found) = find() {
+        return found;
+    }
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = find() {
+        return found;
+    }
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let apt = |args: &[&str]| -> std::process::Output {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        // Other test binaries may install at the same time: wait for dpkg's lock.
+        c.args(["-o", "DPkg::Lock::Timeout=300", "-y", "-q"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{name} is missing and apt-get could not run: {e}"))
+    };
+    eprintln!("{name} is missing: installing Debian's {package}");
+    let update = apt(&["update"]);
+    let install = apt(&["install", "--no-install-recommends", package]);
+    find().unwrap_or_else(|| {
+        panic!(
+            "{name} is missing and installing {package} failed; install it (`apt-get install {package}`, what .ci/run does) and run again.\napt-get update: {}\n{}\napt-get install: {}\n{}",
+            update.status,
+            String::from_utf8_lossy(&update.stderr),
+            install.status,
+            String::from_utf8_lossy(&install.stderr),
+        )
+    })
+}
