@@ -47,7 +47,7 @@ use latch::{Latch, LatchState};
 use log::warn;
 pub use placement::{CpuSet, Placement, PoolPlacement};
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::{hash_map::Entry, BinaryHeap},
     fmt,
     future::Future,
@@ -1116,6 +1116,9 @@ pub struct LocalExecutor {
     id: usize,
     reactor: Rc<reactor::Reactor>,
     stall_detector: RefCell<Option<StallDetector>>,
+    /// bittorrent-tracker: a task asked for the rings to be polled before
+    /// any other task queue runs ([`yield_to_reactor`], PATCHED.md change 4).
+    poll_io_asked: Cell<bool>,
 }
 
 impl LocalExecutor {
@@ -1177,6 +1180,7 @@ impl LocalExecutor {
                     .map(|x| StallDetector::new(id, x))
                     .transpose()?,
             ),
+            poll_io_asked: Cell::new(false),
         })
     }
 
@@ -1273,6 +1277,12 @@ impl LocalExecutor {
             .index
     }
 
+    /// bittorrent-tracker: see [`yield_to_reactor`].
+    fn ask_poll_io(&self) {
+        self.poll_io_asked.set(true);
+        self.mark_me_for_yield();
+    }
+
     fn mark_me_for_yield(&self) {
         let queues = self.queues.borrow();
         let mut me = queues.active_executing.as_ref().unwrap().borrow_mut();
@@ -1337,6 +1347,12 @@ impl LocalExecutor {
                 return false;
             } else {
                 ran = true;
+            }
+            // bittorrent-tracker: a task yielded to the reactor; go back to
+            // `run`, which polls the rings (waking the tasks whose I/O has
+            // completed) before it runs the queues again (PATCHED.md).
+            if self.poll_io_asked.replace(false) {
+                return true;
             }
         }
         ran
@@ -1905,6 +1921,30 @@ impl<'a, T> Future for ScopedTask<'a, T> {
 #[inline(always)]
 pub async fn yield_if_needed() {
     executor().yield_if_needed().await
+}
+
+/// bittorrent-tracker: yields the current task queue and has the executor
+/// poll its rings before it runs any task again, so that tasks whose I/O has
+/// completed meanwhile get their turn. A task that always finds work (a
+/// socket that never runs dry) otherwise keeps every other task waiting
+/// for the preemption timer, since the rings are polled only between turns
+/// of the run loop. The task is runnable again at once: it costs one poll of
+/// the rings, not a sleep (PATCHED.md, change 4).
+pub async fn yield_to_reactor() {
+    #[cfg(not(feature = "native-tls"))]
+    {
+        if LOCAL_EX.is_set() {
+            LOCAL_EX.with(|local_ex| local_ex.ask_poll_io());
+        }
+    }
+
+    #[cfg(feature = "native-tls")]
+    unsafe {
+        if !LOCAL_EX.is_null() {
+            (*LOCAL_EX).ask_poll_io();
+        }
+    }
+    futures_lite::future::yield_now().await;
 }
 
 /// Spawns a task onto the current single-threaded executor.
