@@ -151,6 +151,9 @@ pub struct Cli {
     /// Peers held at most; new ones are refused past it [default: 100000000]
     #[arg(long, value_name = "N")]
     pub max_peers: Option<usize>,
+    /// WebRTC offers a WebSocket connection may have relayed a second; 0: no limit [default: 10]
+    #[arg(long, value_name = "N")]
+    pub ws_offer_rate: Option<u32>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -255,6 +258,9 @@ impl Cli {
             if let Some(v) = v {
                 *dst = v;
             }
+        }
+        if let Some(v) = self.ws_offer_rate {
+            l.ws_offer_rate = v;
         }
         Ok(())
     }

@@ -36,20 +36,33 @@ fn recv(ws: &mut Ws) -> Value {
 
 /// Nothing arrives within `ms`.
 fn silent(ws: &mut Ws, ms: u64) -> bool {
+    next_within(ws, ms).is_none()
+}
+
+/// The next text message, or `None` when nothing comes within `ms`.
+fn next_within(ws: &mut Ws, ms: u64) -> Option<Value> {
     if let MaybeTlsStream::Plain(s) = ws.get_ref() {
         s.set_read_timeout(Some(Duration::from_millis(ms))).unwrap();
     }
-    let quiet = match ws.read() {
-        Err(tungstenite::Error::Io(e)) => matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
-        _ => false,
+    let m = loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => break Some(serde_json::from_str(t.as_str()).unwrap()),
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break None
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     };
     if let MaybeTlsStream::Plain(s) = ws.get_ref() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     }
-    quiet
+    m
 }
 
 /// A 20-character binary string from a byte.
@@ -314,4 +327,74 @@ fn ws_only_serves_no_http_announces() {
     // And a tracker without --ws answers no upgrade.
     let t = Tracker::start(&["--http", "--udp"]);
     assert!(tungstenite::connect(format!("ws://127.0.0.1:{}/", t.port)).is_err());
+}
+
+#[test]
+fn an_offer_flood_is_cut_to_its_rate_and_others_offers_go_through() {
+    let dir = scratch("ws-offer-rate");
+    let cfg = dir.join("tracker.toml");
+    std::fs::write(&cfg, "[limits]\nws_offer_rate = 5\nws_offer_burst = 50\n").unwrap();
+    let t = Tracker::start(&["--config", cfg.to_str().unwrap()]);
+    let h = hash_str(1, 7);
+    let join = |ws: &mut Ws, who: char, offers: Value| {
+        send(
+            ws,
+            json!({"action": "announce", "info_hash": h, "peer_id": id(who), "left": 5, "event": "started", "offers": offers}),
+        );
+    };
+    // Two browsers in the swarm, and a flooder.
+    let (mut b, mut c, mut a) = (open(&t, "/"), open(&t, "/"), open(&t, "/"));
+    join(&mut b, 'B', json!([]));
+    join(&mut c, 'C', json!([]));
+    assert!(recv(&mut b)["interval"].is_number());
+    assert!(recv(&mut c)["interval"].is_number());
+    // 300 announces of one offer each, as fast as the socket takes them.
+    const FLOOD: usize = 300;
+    let started = std::time::Instant::now();
+    for i in 0..FLOOD {
+        let oid = format!("{i:020}");
+        join(
+            &mut a,
+            'A',
+            json!([{"offer": {"type": "offer", "sdp": format!("flood-{i}")}, "offer_id": oid}]),
+        );
+    }
+    // Every announce is still answered.
+    for i in 0..FLOOD {
+        let r = recv(&mut a);
+        assert!(r["interval"].is_number(), "reply {i} to the flooder: {r}");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Another client's offers go through: one to each of A, B and C.
+    let mut d = open(&t, "/");
+    join(&mut d, 'D', offers('d', 3));
+    assert!(recv(&mut d)["interval"].is_number());
+    // What B and C were sent: the flood's share, and D's offer each.
+    let mut relayed = 0;
+    for (name, ws) in [("B", &mut b), ("C", &mut c)] {
+        let mut from_d = 0;
+        while let Some(m) = next_within(ws, 300) {
+            if m["peer_id"] == json!(id('A')) {
+                relayed += 1;
+            } else if m["peer_id"] == json!(id('D')) {
+                from_d += 1;
+            } else {
+                panic!("{name} got {m}");
+            }
+        }
+        assert_eq!(from_d, 1, "{name} got D's offer once");
+    }
+    // The burst went at once, then 5 a second; the rest were dropped and
+    // counted, every one.
+    let most = 50 + (5.0 * elapsed).ceil() as usize;
+    assert!(
+        (50..=most).contains(&relayed),
+        "{relayed} of the flood's {FLOOD} offers relayed in {elapsed:.2} s; at most {most}"
+    );
+    let metrics = String::from_utf8(get(t.v4(), "/metrics").body).unwrap();
+    let dropped = format!(
+        "tracker_refused_total{{reason=\"ws_offer_rate\"}} {}",
+        FLOOD - relayed
+    );
+    assert!(metrics.contains(&dropped), "want {dropped} in:\n{metrics}");
 }

@@ -29,6 +29,11 @@ fn tracker() -> Server {
         listen_v4: Some([127, 0, 0, 1].into()),
         listen_v6: None,
         log: bittorrent_tracker::config::LogLevel::Errors,
+        // Each load connection stands for many browsers: relay every offer.
+        limits: bittorrent_tracker::config::Limits {
+            ws_offer_rate: 0,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     })
     .expect("tracker starts")

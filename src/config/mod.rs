@@ -164,6 +164,15 @@ pub struct Limits {
     pub ws_queue: usize,
     /// Largest WebSocket message, bytes: the connection closes with 1009.
     pub ws_max_message: usize,
+    /// WebRTC offers one WebSocket connection may have relayed a second, on
+    /// average (0: no limit). WebTorrent sends at most 5 offers an announce
+    /// and announces every couple of minutes per torrent; past the rate the
+    /// connection's further offers are dropped (its announces are still
+    /// answered) and counted, so one client cannot flood a swarm's browsers.
+    pub ws_offer_rate: u32,
+    /// Offers a WebSocket connection may send at once before the rate
+    /// applies: a tab that opens with many torrents announces them together.
+    pub ws_offer_burst: u32,
 }
 
 impl Default for Limits {
@@ -180,6 +189,8 @@ impl Default for Limits {
             max_offers: 1_000_000,
             ws_queue: 256,
             ws_max_message: 256 * 1024,
+            ws_offer_rate: 10,
+            ws_offer_burst: 500,
         }
     }
 }
@@ -443,6 +454,12 @@ impl ServerConfig {
             return Err(ConfigError::key(
                 "limits.max_connections_per_ip",
                 "at least 1",
+            ));
+        }
+        if l.ws_offer_rate > 0 && l.ws_offer_burst == 0 {
+            return Err(ConfigError::key(
+                "limits.ws_offer_burst",
+                "at least 1 while ws_offer_rate is set, or every offer is dropped",
             ));
         }
         if l.max_request_bytes < 256 {

@@ -168,6 +168,11 @@ pub const KEYS: &[Group] = &[
         keys: &[("ws_max_message", "")],
         doc: "Largest WebSocket message, bytes (the connection closes with 1009).",
     },
+    Group {
+        section: Some("limits"),
+        keys: &[("ws_offer_rate", ""), ("ws_offer_burst", "")],
+        doc: "WebRTC offers one WebSocket connection may have relayed: so many a second on\naverage (0: no limit), and so many at once. Past it further offers are dropped\n(the announce is still answered). WebTorrent sends at most 5 an announce.",
+    },
 ];
 
 /// The comments that open each section.

@@ -42,7 +42,7 @@ pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
                 // Over a limit: closed at once, before it costs anything.
                 let open_now: u64 = w.counters.open_connections();
                 if open_now >= w.max_connections as u64 {
-                    w.counters.refused(Refusal::MaxConnections);
+                    w.counters.refused(Refusal::MaxConnections, 1);
                     drop(stream);
                     continue;
                 }
@@ -54,7 +54,7 @@ pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
                 let place = (!w.cfg.trust_proxy)
                     .then(|| PerAddress::enter(&w.shared.per_address, peer.ip()));
                 if let Some(None) = place {
-                    w.counters.refused(Refusal::MaxConnectionsPerIp);
+                    w.counters.refused(Refusal::MaxConnectionsPerIp, 1);
                     debug_request!(
                         w.cfg,
                         HTTP,

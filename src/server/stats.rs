@@ -54,16 +54,23 @@ pub enum Refusal {
     MaxConnections,
     /// A new connection from an address holding `limits.max_connections_per_ip`.
     MaxConnectionsPerIp,
+    /// A WebRTC offer past its connection's `limits.ws_offer_rate`, dropped.
+    WsOfferRate,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 2] = [Refusal::MaxConnections, Refusal::MaxConnectionsPerIp];
+    pub const ALL: [Refusal; 3] = [
+        Refusal::MaxConnections,
+        Refusal::MaxConnectionsPerIp,
+        Refusal::WsOfferRate,
+    ];
 
     /// The `reason` label of `tracker_refused_total`: the limit's key.
     pub fn name(self) -> &'static str {
         match self {
             Refusal::MaxConnections => "max_connections",
             Refusal::MaxConnectionsPerIp => "max_connections_per_ip",
+            Refusal::WsOfferRate => "ws_offer_rate",
         }
     }
 }
@@ -121,8 +128,8 @@ impl Counters {
     }
     /// A client turned away for `why`.
     #[inline]
-    pub fn refused(&self, why: Refusal) {
-        bump(&self.refused[why as usize], 1);
+    pub fn refused(&self, why: Refusal, n: u64) {
+        bump(&self.refused[why as usize], n);
     }
     /// A connection opened (`true`) or closed.
     pub fn connection(&self, p: Protocol, open: bool) {

@@ -10,7 +10,7 @@
 use super::access::{FilterAction, FilterRequest};
 use super::logging::debug_request;
 use super::mesh::{Reply, Request};
-use super::stats::Action;
+use super::stats::{Action, Refusal};
 use super::tls::Conn as Stream;
 use super::worker::Worker;
 use crate::answer;
@@ -126,6 +126,48 @@ pub(crate) async fn at_owner(
     stats
 }
 
+/// A connection's allowance of relayed offers: a token bucket that fills at
+/// `limits.ws_offer_rate` a second up to `limits.ws_offer_burst`.
+pub(crate) struct OfferBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl OfferBucket {
+    pub fn new(rate: u32, burst: u32, now: Instant) -> OfferBucket {
+        OfferBucket {
+            rate: rate.into(),
+            burst: burst.into(),
+            tokens: burst.into(),
+            at: now,
+        }
+    }
+
+    /// How many of `want` offers may be relayed at `now`; takes them. With
+    /// no rate set, all.
+    pub fn take(&mut self, want: usize, now: Instant) -> usize {
+        if self.rate == 0.0 {
+            return want;
+        }
+        let filled = now.saturating_duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + filled).min(self.burst);
+        self.at = self.at.max(now);
+        // Whole offers only: the fraction carries over.
+        let granted = (self.tokens as usize).min(want);
+        self.tokens -= granted as f64;
+        granted
+    }
+}
+
+/// What one connection keeps between its messages.
+struct Session {
+    /// The swarms it has joined, to leave when it closes.
+    joined: Vec<(InfoHash, PeerId)>,
+    offers: OfferBucket,
+}
+
 /// What woke the connection up.
 enum Wake {
     Bytes(Option<Vec<u8>>),
@@ -185,7 +227,11 @@ pub(crate) async fn serve(
         Role::Server,
         Some(config),
     );
-    let mut joined: Vec<(InfoHash, PeerId)> = Vec::new();
+    let l = &w.cfg.limits;
+    let mut session = Session {
+        joined: Vec::new(),
+        offers: OfferBucket::new(l.ws_offer_rate, l.ws_offer_burst, Instant::now()),
+    };
     let mut heard = Instant::now();
     let mut pinged = false;
     let mut open = true;
@@ -200,7 +246,7 @@ pub(crate) async fn serve(
                         ip,
                         target: &target,
                     };
-                    handle(&w, &mut ws, &mut joined, from, text.as_str()).await
+                    handle(&w, &mut ws, &mut session, from, text.as_str()).await
                 }
                 Ok(Message::Binary(_)) => {
                     send_error(&mut ws, "binary messages are not supported", None)
@@ -291,7 +337,7 @@ pub(crate) async fn serve(
     let _ = writer.close().await;
     w.ws_unregister(conn.id);
     // Closing counts as `stopped` in every swarm the connection joined.
-    for (info_hash, peer_id) in joined {
+    for (info_hash, peer_id) in session.joined {
         w.ws_left(info_hash, peer_id);
         let owner = w.owner(&info_hash);
         if owner == w.id {
@@ -336,10 +382,11 @@ struct From<'a> {
 async fn handle(
     w: &Worker,
     ws: &mut WebSocket<Pipe>,
-    joined: &mut Vec<(InfoHash, PeerId)>,
+    session: &mut Session,
     from: From<'_>,
     text: &str,
 ) {
+    let joined = &mut session.joined;
     let conn = from.conn;
     let (path, query) = split_target(from.target);
     let c = &w.counters;
@@ -399,7 +446,7 @@ async fn handle(
                 wire::scrape_reply(&hashes.into_iter().zip(stats).collect::<Vec<_>>())
             }
         }
-        Ok(WsRequest::Announce(a)) => {
+        Ok(WsRequest::Announce(mut a)) => {
             c.request(WS, Action::Announce);
             let (hash, peer, event) = (a.request.info_hash, a.request.peer_id, a.request.event);
             let r = FilterRequest {
@@ -415,6 +462,23 @@ async fn handle(
                 c.error(WS, Action::Announce);
                 debug_request!(w.cfg, WS, "announce", ip, Some(&hash), "refused: {reason}");
                 return send_refusal(ws, &reason, "announce", Some(hash));
+            }
+            let sent = a.offers.len();
+            if sent > 0 {
+                let granted = session.offers.take(sent, Instant::now());
+                if granted < sent {
+                    c.refused(Refusal::WsOfferRate, (sent - granted) as u64);
+                    debug_request!(
+                        w.cfg,
+                        WS,
+                        "announce",
+                        ip,
+                        Some(&hash),
+                        "{} of {sent} offers dropped: limits.ws_offer_rate",
+                        sent - granted
+                    );
+                    a.offers.truncate(granted);
+                }
             }
             let joins =
                 !a.answer_only && event != Event::Stopped && !joined.contains(&(hash, peer));
@@ -480,4 +544,37 @@ async fn handle(
         }
     };
     let _ = ws.send(Message::text(reply));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OfferBucket;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_offer_bucket_grants_its_burst_then_its_rate() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut b = OfferBucket::new(10, 20, t0);
+        // The burst at once, then nothing more in the same instant.
+        assert_eq!(b.take(5, t0), 5);
+        assert_eq!(b.take(50, t0), 15);
+        assert_eq!(b.take(1, t0), 0);
+        // 10 a second: one offer per 100 ms, fractions carried over.
+        assert_eq!(b.take(5, at(50)), 0);
+        assert_eq!(b.take(5, at(100)), 1);
+        assert_eq!(b.take(5, at(350)), 2);
+        // A quiet connection fills up to the burst, no further.
+        assert_eq!(b.take(100, at(60_000)), 20);
+        // A clock that goes back grants nothing and breaks nothing.
+        assert_eq!(b.take(5, t0), 0);
+        assert_eq!(b.take(5, at(60_100)), 1);
+    }
+
+    #[test]
+    fn no_rate_is_no_limit() {
+        let t0 = Instant::now();
+        let mut b = OfferBucket::new(0, 0, t0);
+        assert_eq!(b.take(1_000_000, t0), 1_000_000);
+    }
 }
