@@ -366,12 +366,11 @@ fn one_address_at_its_cap_leaves_others_served() {
     assert!(text.contains("tracker_refused_total{reason=\"max_connections\"} 0"));
 }
 
-/// Sends `packets` over the connected socket `sock`, round and round, a
-/// batch per `sendmmsg`, until `stop`. Send errors (a full buffer) are the
-/// flood's own loss.
-fn flood(sock: &UdpSocket, packets: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool) -> u64 {
+/// Sends each of `packets` once over the connected socket `sock`, 64 to a
+/// `sendmmsg`; returns how many the kernel took (a full buffer refuses the
+/// rest of a batch: the sender's own loss).
+fn send_all(sock: &UdpSocket, packets: &[Vec<u8>]) -> u64 {
     use std::os::fd::AsRawFd;
-    use std::sync::atomic::Ordering;
     let mut iov: Vec<libc::iovec> = packets
         .iter()
         .map(|p| libc::iovec {
@@ -388,15 +387,21 @@ fn flood(sock: &UdpSocket, packets: &[Vec<u8>], stop: &std::sync::atomic::Atomic
         m.msg_hdr.msg_iovlen = 1;
     }
     let mut sent = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        for chunk in msgs.chunks_mut(64) {
-            // SAFETY: each header points at one iovec of a packet that
-            // outlives the call; the socket is connected, so no address.
-            let n = unsafe {
-                libc::sendmmsg(sock.as_raw_fd(), chunk.as_mut_ptr(), chunk.len() as _, 0)
-            };
-            sent += n.max(0) as u64;
-        }
+    for chunk in msgs.chunks_mut(64) {
+        // SAFETY: each header points at one iovec of a packet that outlives
+        // the call; the socket is connected, so no address.
+        let n =
+            unsafe { libc::sendmmsg(sock.as_raw_fd(), chunk.as_mut_ptr(), chunk.len() as _, 0) };
+        sent += n.max(0) as u64;
+    }
+    sent
+}
+
+/// Sends `packets` round and round until `stop`.
+fn flood(sock: &UdpSocket, packets: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool) -> u64 {
+    let mut sent = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        sent += send_all(sock, packets);
     }
     sent
 }
@@ -517,4 +522,112 @@ fn a_udp_flood_leaves_http_and_websocket_answered() {
     assert!(udp > 0, "{said}");
     assert!(http >= 8 && ws >= 4, "{said}");
     assert!((http + ws) * 300 >= udp, "{said}");
+}
+
+#[test]
+fn repeated_full_scrapes_leave_an_honest_udp_client_answered() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let t = Tracker::start_with(&[
+        "-p",
+        "0",
+        "--workers",
+        "1",
+        "--http",
+        "--udp",
+        "--listen-v4",
+        "127.0.0.1",
+        "--listen-v6",
+        "off",
+        "--full-scrape-interval",
+        "60",
+    ]);
+    let stats = |t: &Tracker| -> serde_json::Value {
+        serde_json::from_slice(&get(t.v4(), "/stats.json").body).unwrap()
+    };
+    // 20,000 torrents of one peer each, announced in batches (a lost
+    // datagram is announced again on the next pass).
+    const TORRENTS: u32 = 20_000;
+    let mut u = Udp::connect(t.v4());
+    let packets: Vec<Vec<u8>> = (0..TORRENTS)
+        .map(|i| {
+            let mut h = [7u8; 20];
+            h[..4].copy_from_slice(&i.to_be_bytes());
+            u.announce_bytes(h, peer_id(1), 0, 2, 0, 9000).1
+        })
+        .collect();
+    u.sock.connect(t.v4()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = stats(&t)["torrents"].as_u64().unwrap();
+        if held >= TORRENTS as u64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{held} torrents after 30 s");
+        for chunk in packets.chunks(256) {
+            send_all(&u.sock, chunk);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Four clients ask for the full scrape again and again while an honest
+    // client announces, each answer awaited at most 5 s.
+    let stop = AtomicBool::new(false);
+    let (bodies, mut waits) = std::thread::scope(|s| {
+        let scrapers: Vec<_> = (0..4)
+            .map(|_| {
+                let (stop, target) = (&stop, t.v4());
+                s.spawn(move || {
+                    let mut sizes = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let r = get(target, "/scrape");
+                        assert_eq!(r.status, 200);
+                        sizes.push(r.body.len());
+                    }
+                    sizes
+                })
+            })
+            .collect();
+        let mut honest = Udp::connect(t.v4());
+        let mut waits = Vec::new();
+        let until = Instant::now() + Duration::from_secs(2);
+        let mut port = 20_000;
+        while Instant::now() < until {
+            port += 1;
+            let asked = Instant::now();
+            let r = honest.announce(hash(0, 3), peer_id(2), 1, 2, 50, port);
+            waits.push(asked.elapsed());
+            assert!(r.interval > 0);
+        }
+        stop.store(true, Ordering::Relaxed);
+        let bodies: Vec<usize> = scrapers
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        (bodies, waits)
+    });
+    waits.sort();
+    let p99 = waits[waits.len() * 99 / 100];
+    let said = format!(
+        "{} full scrapes of {} bytes; {} honest announces, p99 {p99:?}, worst {:?}",
+        bodies.len(),
+        bodies[0],
+        waits.len(),
+        waits.last().unwrap()
+    );
+    let mut sizes = bodies.clone();
+    sizes.sort();
+    sizes.dedup();
+    let said = format!("{said}; sizes {sizes:?}");
+    eprintln!("{said}");
+    // Every full scrape is the one snapshot: one build for them all, the
+    // same bytes to each, and the tracker's memory holds one copy.
+    assert!(bodies.len() >= 8, "{said}");
+    assert!(bodies.iter().all(|&n| n == bodies[0]), "{said}");
+    assert!(bodies[0] > TORRENTS as usize * 40, "{said}");
+    let m = String::from_utf8(get(t.v4(), "/metrics").body).unwrap();
+    assert!(
+        m.contains("tracker_full_scrape_builds_total 1\n"),
+        "{said}\n{m}"
+    );
+    assert!(waits.len() >= 20, "{said}");
 }

@@ -62,10 +62,18 @@ impl FullScrapes {
 
     /// The right to build the next snapshot, if no one else is building.
     pub fn start_build(&self) -> Option<Building<'_>> {
-        self.building
+        // Only a won race makes a guard: one made and dropped on a lost race
+        // (as `then_some` would) clears the winner's flag, and every
+        // requester meanwhile built a snapshot of its own.
+        let won = self
+            .building
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-            .then_some(Building(self))
+            .is_ok();
+        if won {
+            Some(Building(self))
+        } else {
+            None
+        }
     }
 
     pub fn publish(&self, s: Arc<Snapshot>) {
@@ -123,6 +131,16 @@ pub(crate) fn encode(
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn one_build_at_a_time_and_a_lost_race_takes_nothing_away() {
+        let fs = FullScrapes::default();
+        let first = fs.start_build().expect("the first asks and builds");
+        assert!(fs.start_build().is_none(), "a second waits");
+        assert!(fs.start_build().is_none(), "and so does a third");
+        drop(first);
+        assert!(fs.start_build().is_some(), "the next build, once done");
+    }
 
     #[test]
     fn a_snapshot_is_sorted_filtered_and_gzipped() {
