@@ -135,8 +135,8 @@ fn a_full_event_stream_drops_and_counts() {
 }
 
 /// A worker that stops running (here a filter hook that blocks it, as a
-/// slow database lookup would) is seen at once: `health()` and `/metrics`
-/// from the other worker say which one is stalled, and it recovers.
+/// slow database lookup would) is seen at once: `health()`, `/metrics` and
+/// `/stats` from the other worker say which one is stalled, and it recovers.
 #[test]
 fn a_stalled_worker_shows_in_health_and_metrics_then_recovers() {
     let slow = InfoHash(hash(0, 9));
@@ -144,7 +144,7 @@ fn a_stalled_worker_shows_in_health_and_metrics_then_recovers() {
         .workers(2)
         .filter(move |r| {
             if r.info_hash == Some(&slow) {
-                std::thread::sleep(Duration::from_secs(6));
+                std::thread::sleep(Duration::from_secs(8));
             }
             Ok(())
         })
@@ -152,7 +152,7 @@ fn a_stalled_worker_shows_in_health_and_metrics_then_recovers() {
         .expect("server starts");
     let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), server.port());
     assert!(server.health().iter().all(|h| !h.stalled && h.stalls == 0));
-    // The announce blocks whichever worker received it for 6 s.
+    // The announce blocks whichever worker received it for 8 s.
     let mut u = Udp::connect(addr);
     let (_, req) = u.announce_bytes(slow.0, peer_id(1), 0, 2, -1, 7001);
     let client = std::thread::spawn(move || {
@@ -183,23 +183,38 @@ fn a_stalled_worker_shows_in_health_and_metrics_then_recovers() {
         .filter(|h| h.worker != stalled.worker)
         .collect();
     assert!(others.iter().all(|h| !h.stalled), "{others:?}");
-    // The other worker answers /metrics at once and names the stalled one.
+    // The other worker answers /metrics at once and names the stalled one;
+    // on the same connection (so the same worker), /stats too, within the
+    // 1 s it waits for the stalled worker's figures.
     let line = format!("tracker_worker_stalled{{worker=\"{}\"}} 1", stalled.worker);
     let mut seen = Vec::new();
+    let mut page = None;
     let shown = (0..20).any(|_| {
         let mut s = tcp(addr);
         s.set_read_timeout(Some(Duration::from_millis(1500)))
             .unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
             .unwrap();
         let body = read_response(&mut s).map(|r| String::from_utf8_lossy(&r.body).into_owned());
         let hit = body
             .as_deref()
             .is_some_and(|b| b.lines().any(|l| l == line));
         seen.push(body.map(|b| b.len()));
+        if hit {
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            s.write_all(b"GET /stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            page = read_response(&mut s).map(|r| String::from_utf8_lossy(&r.body).into_owned());
+        }
         hit
     });
     assert!(shown, "{line} in none of the /metrics replies: {seen:?}");
+    let page = page.expect("/stats answered while a worker is stalled");
+    let named = format!("Worker {} is stalled", stalled.worker);
+    assert!(
+        page.contains(&named) && page.contains("<svg ") && page.contains("</html>"),
+        "{named} and the chart in {page}"
+    );
     // When the filter returns, the worker answers and beats again.
     let reply = client
         .join()

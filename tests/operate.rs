@@ -127,6 +127,115 @@ fn stats_and_metrics_can_be_turned_off() {
     }
 }
 
+/// What the `/stats` chart's legend says of `name`'s latest rate, if it
+/// has one yet: `>UDP 1,234/s</text>` is 1234.
+fn legend_rate(html: &str, name: &str) -> Option<f64> {
+    let rest = html.split(&format!(">{name} ")).nth(1)?;
+    let n = rest.split("/s</text>").next()?;
+    Some(
+        n.replace(',', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("a rate in {name} {n}")),
+    )
+}
+
+/// The `/stats` page as an operator sees it: version, uptime, figures with
+/// thousands separators, a reload every 10 s, and the chart of requests
+/// per second by protocol, which fills in as the samples come (one every
+/// 10 s).
+#[test]
+fn stats_page_shows_version_uptime_and_request_rates() {
+    let t = Tracker::start(&[]);
+    let page = || -> String {
+        let r = get(t.v4(), "/stats");
+        assert_eq!(r.status, 200);
+        String::from_utf8(r.body).unwrap()
+    };
+    let mut u = Udp::connect(t.v4());
+    let announce = |u: &mut Udp, i: u32| {
+        u.announce(hash(0, 1), peer_id((i % 50) as u8), 0, 0, 0, 6881);
+    };
+    for i in 0..1_234 {
+        announce(&mut u, i);
+    }
+    let html = page();
+    assert!(
+        html.contains("<meta http-equiv=\"refresh\" content=\"10\">"),
+        "{html}"
+    );
+    let about = format!("bittorrent-tracker {} · up ", env!("CARGO_PKG_VERSION"));
+    let after = html
+        .split(&about)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{about} in {html}"));
+    let (up, rest) = after.split_once(" s · ").expect("an uptime in seconds");
+    let up: u64 = up.parse().unwrap();
+    assert!(up < 60 && rest.starts_with("2 workers"), "{after}");
+    assert!(
+        html.contains("<tr><td>udp</td><td>announce</td><td class=\"n\">1,234</td><td class=\"n\">1,234</td><td class=\"n\">0</td></tr>"),
+        "{html}"
+    );
+    // The chart: one line per protocol, a legend, both axes.
+    assert_eq!(html.matches("<svg ").count(), 1, "{html}");
+    for p in ["udp", "http", "ws"] {
+        let line = format!("<polyline class=\"series {p}\" points=\"");
+        assert_eq!(html.matches(&line).count(), 1, "{line} in {html}");
+    }
+    for text in [
+        ">requests per second</text>",
+        ">1 min ago</text>",
+        ">now</text>",
+    ] {
+        assert!(html.contains(text), "{text} in {html}");
+    }
+    if up < 9 {
+        // Only the first sample, taken at the start: no rate yet.
+        assert!(html.contains("collecting…"), "{html}");
+        for name in ["UDP", "HTTP", "WebSocket"] {
+            assert!(
+                html.contains(&format!(">{name}</text>")),
+                "{name} in {html}"
+            );
+        }
+    }
+    // The second sample, 10 s after the first, gives the first rates. UDP
+    // announces go on meanwhile, and each look at the page is an HTTP request.
+    let mut sent = 1_234 + 1;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let html = loop {
+        for i in 0..50 {
+            announce(&mut u, i);
+        }
+        sent += 50;
+        let html = page();
+        if legend_rate(&html, "UDP").is_some() {
+            break html;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rate on the page within 30 s:\n{html}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let udp = legend_rate(&html, "UDP").unwrap();
+    // A rate is per second over at least the 10 s between samples.
+    assert!(
+        udp > 0.0 && udp <= sent as f64 / 10.0 + 0.5,
+        "UDP {udp}/s after {sent} requests"
+    );
+    assert!(legend_rate(&html, "HTTP").unwrap() > 0.0, "{html}");
+    assert_eq!(legend_rate(&html, "WebSocket"), Some(0.0), "{html}");
+    let line = html
+        .split("<polyline class=\"series udp\" points=\"")
+        .nth(1)
+        .unwrap();
+    let drawn = line[..line.find('"').unwrap()]
+        .split(' ')
+        .filter(|xy| !xy.is_empty())
+        .count();
+    assert!(drawn >= 1, "{line}");
+}
+
 fn failure(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     assert!(text.starts_with("d14:failure reason"), "{text}");

@@ -3,10 +3,12 @@
 
 pub mod access;
 mod bind;
+mod chart;
 mod dispatch;
 mod error;
 pub mod events;
 mod full_scrape;
+pub mod history;
 mod http;
 pub mod logging;
 mod mesh;
@@ -14,6 +16,7 @@ mod pace;
 mod per_address;
 mod privileges;
 pub mod process;
+mod readable;
 mod shared;
 mod start;
 mod state;
@@ -314,6 +317,7 @@ impl Server {
             events: events.map(EventSink::new),
             state: cfg.state.is_some().then_some(state_tx),
             beats: Arc::new(watchdog::Heartbeats::new(workers)),
+            history: Arc::new(history::History::new(workers)),
             per_address: Arc::new(per_address::PerAddress::new(
                 cfg.limits.max_connections_per_ip,
             )),
@@ -368,7 +372,12 @@ impl Server {
             shared.shutdown.store(true, Ordering::Relaxed);
             return Err(e);
         }
-        let watchdog = watchdog::start(cfg.clone(), shared.beats.clone(), shared.shutdown.clone());
+        let watchdog = watchdog::start(
+            cfg.clone(),
+            shared.beats.clone(),
+            shared.history.clone(),
+            shared.shutdown.clone(),
+        );
         let pick = |p: Proto| {
             bound
                 .endpoints

@@ -4,6 +4,7 @@
 use super::access::Access;
 use super::events::EventSink;
 use super::full_scrape::FullScrapes;
+use super::history::History;
 use super::mesh::Blob;
 use super::per_address::PerAddress;
 use super::process::ProcessInfo;
@@ -24,6 +25,9 @@ pub(crate) struct Shared {
     pub state: Option<crossbeam_channel::Sender<Blob>>,
     /// Every worker's heartbeat.
     pub beats: Arc<watchdog::Heartbeats>,
+    /// Every worker's request totals, and the request rates sampled from
+    /// them (by the watchdog thread).
+    pub history: Arc<History>,
     /// Open connections by client address, over every worker.
     pub per_address: Arc<PerAddress>,
     /// The full scrape's snapshot.
@@ -32,10 +36,13 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Adds to the workers' merged figures what no worker holds: every
-    /// worker's heartbeat, the process's own figures and the full-scrape
-    /// snapshot's. Both `/stats` and `Server::stats` end with this.
+    /// worker's heartbeat, the uptime and request rates, the process's own
+    /// figures and the full-scrape snapshot's. Both `/stats` and
+    /// `Server::stats` end with this.
     pub fn add_figures(&self, s: &mut Stats) {
         s.health = self.beats.health();
+        s.uptime = self.history.uptime();
+        s.rates = self.history.rates();
         s.process = ProcessInfo::read();
         s.full_scrape_builds = self.full_scrapes.builds();
         s.full_scrape_age = self.full_scrapes.current().map(|f| f.built.elapsed());

@@ -6,7 +6,10 @@
 //! request gathers one [`WorkerStats`] per worker over the mesh and merges
 //! them. Nothing here walks the peers.
 
+use super::chart;
+use super::history::{Rates, SAMPLE_EVERY};
 use super::process::ProcessInfo;
+use super::readable::{escape, thousands, uptime};
 use super::watchdog::WorkerHealth;
 use crate::protocol::clients::ClientKey;
 use crate::protocol::Protocol;
@@ -141,6 +144,13 @@ impl Counters {
         });
     }
 
+    /// Requests received by protocol, every action together.
+    pub fn requests_by_protocol(&self) -> [u64; P] {
+        self.requests
+            .each_ref()
+            .map(|r| r.iter().map(Cell::get).fold(0, u64::wrapping_add))
+    }
+
     /// Open HTTP and WebSocket connections.
     pub fn open_connections(&self) -> u64 {
         self.connections.iter().map(Cell::get).sum()
@@ -230,6 +240,10 @@ pub struct Stats {
     /// Full-scrape snapshots built so far, and the age of the current one.
     pub full_scrape_builds: u64,
     pub full_scrape_age: Option<std::time::Duration>,
+    /// How long the server has run.
+    pub uptime: std::time::Duration,
+    /// Requests per second by protocol over the last hour.
+    pub rates: Rates,
 }
 
 impl Stats {
@@ -261,6 +275,8 @@ impl Stats {
             process: ProcessInfo::default(),
             full_scrape_builds: 0,
             full_scrape_age: None,
+            uptime: std::time::Duration::ZERO,
+            rates: Rates::default(),
         }
     }
 
@@ -324,18 +340,46 @@ impl Stats {
         .to_string()
     }
 
-    /// `/stats`: the same figures as a page.
+    /// `/stats`: the same figures as a page that reloads itself, with a
+    /// chart of the request rates over the last hour.
     pub fn html(&self) -> String {
         let t = &self.total.totals;
-        let mut h = String::with_capacity(4096);
-        h.push_str(
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Tracker statistics</title>\
-             <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}\
-             td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}td.n{text-align:right}</style>\
-             </head><body>\n<h1>Tracker statistics</h1>\n<table>\n",
+        let mut h = String::with_capacity(32 * 1024);
+        let _ = write!(
+            h,
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta http-equiv=\"refresh\" content=\"{}\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>Tracker statistics</title>\
+             <style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin-bottom:1.5em}}\
+             td,th{{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}}td.n{{text-align:right;font-variant-numeric:tabular-nums}}\
+             p.about{{color:#555}}p.stalled{{color:#a00}}svg.chart{{max-width:100%;height:auto}}</style>\
+             </head><body>\n<h1>Tracker statistics</h1>\n\
+             <p class=\"about\">bittorrent-tracker {} · up {} · {} workers · this page reloads every {} s</p>\n",
+            SAMPLE_EVERY.as_secs(),
+            env!("CARGO_PKG_VERSION"),
+            uptime(self.uptime),
+            thousands(self.health.len().max(self.workers.len()) as u64),
+            SAMPLE_EVERY.as_secs(),
         );
+        for w in self.health.iter().filter(|w| w.stalled) {
+            let _ = writeln!(
+                h,
+                "<p class=\"stalled\"><strong>Worker {} is stalled:</strong> no heartbeat for {:.1} s; \
+                 the requests it owns wait, and its figures are left out.</p>",
+                w.worker,
+                w.heartbeat_age.as_secs_f64()
+            );
+        }
+        h.push_str("<h2>Requests per second</h2>\n");
+        h.push_str(&chart::requests_per_second(&self.rates));
+        h.push_str("<h2>Swarms</h2>\n<table>\n");
         let row = |h: &mut String, name: &str, v: u64| {
-            let _ = writeln!(h, "<tr><th>{name}</th><td class=\"n\">{v}</td></tr>");
+            let _ = writeln!(
+                h,
+                "<tr><th>{name}</th><td class=\"n\">{}</td></tr>",
+                thousands(v)
+            );
         };
         row(&mut h, "Torrents", self.total.torrents as u64);
         row(&mut h, "Active torrents", t.active_torrents as u64);
@@ -351,9 +395,10 @@ impl Stats {
             for (version, n) in versions {
                 let _ = writeln!(
                     h,
-                    "<tr><td>{}</td><td>{}</td><td class=\"n\">{n}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
                     escape(name),
-                    escape(&version)
+                    escape(&version),
+                    thousands(n)
                 );
             }
         }
@@ -369,22 +414,13 @@ impl Stats {
                     "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                     p.name(),
                     a.name(),
-                    c.requests(p, a),
-                    c.responses(p, a),
-                    c.errors(p, a)
+                    thousands(c.requests(p, a)),
+                    thousands(c.responses(p, a)),
+                    thousands(c.errors(p, a))
                 );
             }
         }
-        h.push_str("</table>\n");
-        for w in self.health.iter().filter(|w| w.stalled) {
-            let _ = writeln!(
-                h,
-                "<p><strong>Worker {} is stalled:</strong> no heartbeat for {:.1} s; the requests it owns wait.</p>",
-                w.worker,
-                w.heartbeat_age.as_secs_f64()
-            );
-        }
-        h.push_str("</body></html>\n");
+        h.push_str("</table>\n</body></html>\n");
         h
     }
 
@@ -643,12 +679,6 @@ impl Stats {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -746,12 +776,52 @@ mod tests {
         }
     }
 
+    /// Every element the page opens it closes, in order (void elements
+    /// and `<.../>` aside).
+    fn assert_well_formed(html: &str) {
+        let mut open: Vec<&str> = Vec::new();
+        let mut rest = html;
+        while let Some(at) = rest.find('<') {
+            let end = at + rest[at..].find('>').expect("a tag ends");
+            let tag = &rest[at + 1..end];
+            rest = &rest[end + 1..];
+            let name = tag
+                .trim_start_matches('/')
+                .split([' ', '\n'])
+                .next()
+                .unwrap();
+            if tag.starts_with('!') || tag.ends_with('/') || name == "meta" {
+                continue;
+            }
+            if tag.starts_with('/') {
+                assert_eq!(open.pop(), Some(name), "</{name}> closes what is open");
+            } else {
+                open.push(name);
+            }
+        }
+        assert!(open.is_empty(), "left open: {open:?}");
+    }
+
     #[test]
-    fn html_shows_the_figures_escaped() {
-        let s = Stats::merge(vec![worker(0, 2, 1, b"-qB4650-")]);
+    fn html_shows_the_figures_readable_and_escaped() {
+        let mut s = Stats::merge(vec![worker(0, 2, 1, b"-qB4650-")]);
+        s.total.totals.completed = 1_234_567;
+        s.uptime = std::time::Duration::from_secs(3 * 86_400 + 4 * 3_600 + 12 * 60 + 5);
         let h = s.html();
         assert!(h.contains("<tr><th>Seeders</th><td class=\"n\">2</td></tr>"));
+        assert!(h.contains("<tr><th>Downloads completed</th><td class=\"n\">1,234,567</td></tr>"));
         assert!(h.contains("<td>qBittorrent</td><td>4.6.5</td><td class=\"n\">3</td>"));
-        assert_eq!(escape("<a&b>"), "&lt;a&amp;b&gt;");
+        assert!(h.contains("<meta http-equiv=\"refresh\" content=\"10\">"));
+        assert!(h.contains(&format!(
+            "bittorrent-tracker {} · up 3 d 4 h 12 min · 1 workers",
+            env!("CARGO_PKG_VERSION")
+        )));
+        assert!(h.contains("<svg ") && h.contains("collecting…"));
+        assert_eq!(h.matches("<polyline class=\"series ").count(), 3);
+        assert!(
+            !h.contains("src=") && !h.contains("href="),
+            "nothing fetched"
+        );
+        assert_well_formed(&h);
     }
 }

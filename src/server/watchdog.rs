@@ -2,8 +2,10 @@
 //! reload it has applied. A watchdog thread logs a worker whose beats stop
 //! for [`STALL_AFTER`] (its executor is stuck, spinning, or starved of CPU:
 //! the requests it owns wait) and logs again when it beats once more;
-//! `/metrics` and `/stats.json` show the same from any other worker.
+//! `/metrics` and `/stats.json` show the same from any other worker. The
+//! same thread samples the request rates for the `/stats` chart.
 
+use super::history::History;
 use super::logging::log;
 use crate::config::{LogLevel, ServerConfig};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -156,10 +158,12 @@ impl Heartbeats {
     }
 }
 
-/// Starts the watchdog thread; it ends when `stop` is set.
+/// Starts the watchdog thread, which also takes the request-rate samples
+/// (the first at once); it ends when `stop` is set.
 pub(crate) fn start(
     cfg: Arc<ServerConfig>,
     beats: Arc<Heartbeats>,
+    history: Arc<History>,
     stop: Arc<AtomicBool>,
 ) -> Option<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -167,6 +171,7 @@ pub(crate) fn start(
         .spawn(move || {
             let mut cpu_seen = vec![None; beats.workers()];
             while !stop.load(Ordering::Relaxed) {
+                history.sample_if_due();
                 std::thread::sleep(LOOK_EVERY);
                 beats.look(&cfg, &mut cpu_seen);
             }

@@ -525,6 +525,9 @@ impl Worker {
         self.now.set(now);
         self.refresh();
         self.shared.beats.beat(self.id, self.generation.get());
+        self.shared
+            .history
+            .publish(self.id, self.counters.requests_by_protocol());
         let mut shard = self.shard.borrow_mut();
         let budget = shard.torrents() / SWEEP_TICKS + 64;
         shard.sweep(now, budget);
