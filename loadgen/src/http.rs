@@ -35,6 +35,8 @@ struct Framed {
     body: std::ops::Range<usize>,
     /// Bytes of the buffer it takes.
     used: usize,
+    /// The server closes the connection after it (`Connection: close`).
+    close: bool,
 }
 
 /// The response at the front of `buf`: `None` while incomplete, `Err` when
@@ -54,6 +56,7 @@ fn parse_response(buf: &[u8]) -> Option<Result<Framed, ()>> {
         return Some(Err(()));
     };
     let mut len = 0usize;
+    let mut close = false;
     for l in lines {
         if let Some((k, v)) = l.split_once(':') {
             if k.trim().eq_ignore_ascii_case("content-length") {
@@ -61,6 +64,8 @@ fn parse_response(buf: &[u8]) -> Option<Result<Framed, ()>> {
                     Ok(n) => len = n,
                     Err(_) => return Some(Err(())),
                 }
+            } else if k.trim().eq_ignore_ascii_case("connection") {
+                close |= v.trim().eq_ignore_ascii_case("close");
             }
         }
     }
@@ -71,6 +76,7 @@ fn parse_response(buf: &[u8]) -> Option<Result<Framed, ()>> {
         status,
         body: head_end..head_end + len,
         used: head_end + len,
+        close,
     }))
 }
 
@@ -324,16 +330,25 @@ pub fn engine(
                         broken = true;
                         break;
                     };
-                    let (verdict, used) = match parsed {
-                        Ok(Framed { status, body, used }) => {
-                            (check(kind, expect, status, &c.rbuf[body]), used)
-                        }
-                        Err(()) => (Verdict::Invalid, c.rbuf.len()),
+                    let (verdict, used, close) = match parsed {
+                        Ok(Framed {
+                            status,
+                            body,
+                            used,
+                            close,
+                        }) => (check(kind, expect, status, &c.rbuf[body]), used, close),
+                        Err(()) => (Verdict::Invalid, c.rbuf.len(), false),
                     };
                     load.stats
                         .tally(kind, verdict, now.saturating_duration_since(at), &mut u);
                     c.rbuf.drain(..used);
                     c.state = State::Idle;
+                    if close {
+                        // The server's last answer on this connection: the
+                        // next request goes on a new one.
+                        broken = true;
+                        break;
+                    }
                     if interval.is_none() {
                         let kind = load.next_kind();
                         load.request(c, kind, now);
@@ -347,10 +362,14 @@ pub fn engine(
                 }
             }
             if broken {
-                if let Some((kind, _, _)) = c.pending {
+                match c.pending {
                     // Closed with a request in flight: it will never be answered.
-                    load.stats
-                        .tally(kind, Verdict::Invalid, Duration::ZERO, &mut u);
+                    Some((kind, _, _)) => {
+                        load.stats
+                            .tally(kind, Verdict::Invalid, Duration::ZERO, &mut u)
+                    }
+                    // Closed between requests: nothing lost.
+                    None => load.stats.reconnects += 1,
                 }
                 reconnect(c, i, &poll, opts, thread, &mut idle)
                     .map_err(|e| format!("reconnect to {}: {e}", opts.target))?;

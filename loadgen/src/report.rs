@@ -27,6 +27,10 @@ pub struct Stats {
     pub late: u64,
     /// Open loop: requests due but not sent (in-flight limit or no idle connection).
     pub not_sent: u64,
+    /// HTTP: connections the server closed between requests (after a reply
+    /// with `Connection: close`, or while idle), opened again. Not failures:
+    /// no request was lost.
+    pub reconnects: u64,
     /// Latency in microseconds, per kind (answered requests only).
     pub latency: [Histogram<u64>; KINDS],
     /// Open loop: how long after its due time each request left, in
@@ -46,6 +50,7 @@ impl Stats {
             timeouts: [0; KINDS],
             late: 0,
             not_sent: 0,
+            reconnects: 0,
             latency: [h(), h(), h(), h(), h()],
             lag: h(),
         }
@@ -72,6 +77,7 @@ impl Stats {
         let _ = self.lag.add(&o.lag);
         self.late += o.late;
         self.not_sent += o.not_sent;
+        self.reconnects += o.reconnects;
     }
 }
 
@@ -184,6 +190,8 @@ pub struct Report {
     pub total: Line,
     pub late: u64,
     pub not_sent: u64,
+    /// HTTP: connections the server closed between requests, opened again.
+    pub reconnects: u64,
     /// Open loop: how late requests left the generator (all zero in closed loop).
     pub send_lag: Lag,
 }
@@ -264,6 +272,7 @@ impl Report {
             total: line(s, None, seconds),
             late: s.late,
             not_sent: s.not_sent,
+            reconnects: s.reconnects,
             send_lag: Lag::of(&s.lag),
         }
     }
@@ -322,6 +331,12 @@ impl Report {
             println!(
                 "late replies: {}, due but not sent: {}",
                 self.late, self.not_sent
+            );
+        }
+        if self.reconnects > 0 {
+            println!(
+                "reconnects (the server closed a connection between requests; no request lost): {}",
+                self.reconnects
             );
         }
         if self.send_lag != Lag::default() {
