@@ -40,8 +40,13 @@ pub(super) fn socket(addr: SocketAddr, proto: Proto, reuse_port: bool) -> io::Re
     match proto {
         Proto::Tcp => s.set_reuse_address(true)?,
         Proto::Udp => {
-            // Best effort: the kernel caps these at net.core.{r,w}mem_max (tuning.md).
-            let _ = s.set_recv_buffer_size(8 << 20);
+            // Best effort: the kernel caps these at net.core.{r,w}mem_max
+            // (tuning.md), unless the tracker may go past it (root, or
+            // CAP_NET_ADMIN, when it binds). The receive buffer holds what
+            // comes while a worker is busy, and while an upgrade hands over.
+            if !force_recv_buffer(&s, 16 << 20) {
+                let _ = s.set_recv_buffer_size(16 << 20);
+            }
             let _ = s.set_send_buffer_size(8 << 20);
         }
     }
@@ -50,6 +55,22 @@ pub(super) fn socket(addr: SocketAddr, proto: Proto, reuse_port: bool) -> io::Re
         s.listen(4096)?;
     }
     Ok(s)
+}
+
+/// Sets `SO_RCVBUFFORCE` (past `net.core.rmem_max`); false when not permitted.
+fn force_recv_buffer(s: &Socket, bytes: libc::c_int) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the option value is a c_int that outlives the call, and its
+    // size is passed with it.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
+    }
 }
 
 fn is_no_ipv6(e: &io::Error) -> bool {
