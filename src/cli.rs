@@ -61,6 +61,9 @@ pub struct Cli {
     /// Print the configuration these flags and file give, as TOML, and exit
     #[arg(long)]
     pub print_config: bool,
+    /// Write the process id to FILE once serving (and keep it true across an upgrade)
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
     /// Print the man page (roff) and exit
     #[arg(long, hide = true)]
     pub man_page: bool,
@@ -165,6 +168,21 @@ pub enum Command {
     Announce(crate::client::cli::AnnounceArgs),
     /// Scrape a tracker for one or more info hashes
     Scrape(crate::client::cli::ScrapeArgs),
+    /// Upgrade a running tracker in place: it hands its sockets and swarms to
+    /// the binary at its path, started with the same arguments (what
+    /// SIGUSR2 does), and this waits for the outcome
+    Upgrade(UpgradeArgs),
+}
+
+/// `bittorrent-tracker upgrade`.
+#[derive(clap::Args, Debug)]
+pub struct UpgradeArgs {
+    /// The running tracker's --pid-file
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: PathBuf,
+    /// Seconds to wait for the outcome
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
 }
 
 /// An address flag: an address, or `off` for none.

@@ -22,6 +22,7 @@ pub mod rng;
 pub mod server;
 pub mod swarm;
 pub mod thp;
+pub mod upgrade;
 
 pub use config::ServerConfig;
 pub use protocol::Protocol;

@@ -107,6 +107,12 @@ fn the_systemd_unit_verifies() {
         state.starts_with(&format!("\"/var/lib/{state_dir}/")),
         "state = {state}, outside StateDirectory={state_dir}"
     );
+    // The pid file an upgrade signals through is in the runtime directory.
+    let run_dir = unit_value(&unit, "RuntimeDirectory").expect("RuntimeDirectory=");
+    assert!(
+        args.contains(&format!("--pid-file /run/{run_dir}/")),
+        "the unit's --pid-file is outside RuntimeDirectory={run_dir}: {args}"
+    );
     // The settings io_uring and a busy tracker need are there.
     for (key, want) in [
         ("LimitMEMLOCK", "infinity"),
@@ -114,6 +120,10 @@ fn the_systemd_unit_verifies() {
         ("AmbientCapabilities", "CAP_NET_BIND_SERVICE"),
         ("CapabilityBoundingSet", "CAP_NET_BIND_SERVICE"),
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
+        // An upgrade's new process says MAINPID= before it is the main one.
+        ("Type", "notify"),
+        ("NotifyAccess", "all"),
+        ("RuntimeDirectory", "bittorrent-tracker"),
     ] {
         assert_eq!(unit_value(&unit, key), Some(want), "{key}= in {UNIT}");
     }

@@ -262,14 +262,7 @@ fn websocket_abuse() {
     // A frame over the limit closes the connection with 1009.
     ws.send(tungstenite::Message::text("x".repeat(300 * 1024)))
         .unwrap();
-    let code = loop {
-        match ws.read() {
-            Ok(tungstenite::Message::Close(Some(f))) => break u16::from(f.code),
-            Ok(_) => continue,
-            Err(e) => panic!("closed without a close frame: {e}"),
-        }
-    };
-    assert_eq!(code, 1009);
+    assert_eq!(ws_close_code(&mut ws), 1009);
     // WebSocket frames without a handshake are broken HTTP.
     let mut s = tcp(t.v4());
     s.write_all(&[0x81, 0x85, 1, 2, 3, 4, 0, 0, 0, 0, 0])

@@ -97,5 +97,11 @@ pub(super) async fn serve_control(w: &Worker, c: Control) {
         Control::Save(tx) => {
             let _ = tx.send((w.id, w.state_records(true).await));
         }
+        Control::Dump(tx) => {
+            let _ = tx.send((w.id, w.state_records(false).await));
+        }
+        Control::Handover(phase, tx) => {
+            let _ = tx.send((w.id, w.hand_over(phase).await));
+        }
     }
 }

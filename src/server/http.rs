@@ -5,6 +5,7 @@
 
 use super::access::{FilterAction, FilterRequest};
 use super::full_scrape::Snapshot;
+use super::handover::Phase;
 use super::logging::{debug_request, log};
 use super::mesh::{Reply, Request};
 use super::per_address::PerAddress;
@@ -24,6 +25,7 @@ use crate::protocol::{bencode, canonical_ip, InfoHash};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +39,20 @@ const FLUSH_AT: usize = 64 * 1024;
 /// Accepts connections on one listener until the executor stops.
 pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
     loop {
-        match listener.accept().await {
+        if !w.handover.serving() {
+            // Handing over: new connections wait in the listener's queue.
+            w.handover.until(|p| p == Phase::Serving).await;
+            continue;
+        }
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            w.handover.until(|p| p != Phase::Serving).await;
+            None
+        })
+        .await;
+        let Some(accepted) = accepted else {
+            continue;
+        };
+        match accepted {
             Ok(stream) => {
                 // Over a limit: closed at once, before it costs anything.
                 let open_now: u64 = w.counters.open_connections();
@@ -121,7 +136,9 @@ async fn open(w: Rc<Worker>, stream: TcpStream, peer: std::net::SocketAddr) {
         }
     };
     w.counters.connection(HTTP, true);
-    serve(&w, conn, peer).await;
+    let key = w.handover.enter(conn.as_raw_fd());
+    serve(&w, conn, peer, key).await;
+    w.handover.leave(key);
     w.counters.connection(HTTP, false);
 }
 
@@ -134,7 +151,7 @@ async fn flush(w: &Worker, stream: &mut Conn, out: &mut Vec<u8>) -> bool {
 
 /// Serves one connection: every complete request in the buffer is answered
 /// in order, replies to pipelined requests go out together.
-async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
+async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, entry: usize) {
     let limits = &w.cfg.limits;
     let max_head = limits.max_request_bytes;
     let idle_timeout = Duration::from_secs(limits.idle_timeout as u64);
@@ -171,7 +188,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                     return;
                 }
             };
-            let head = match inspect(&req) {
+            let mut head = match inspect(&req) {
                 Ok(h) => h,
                 Err(s) => {
                     write_error(&mut out, s);
@@ -181,6 +198,13 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
             };
             if end - start < head_len + head.body {
                 break; // the body is still coming
+            }
+            if !w.handover.serving() {
+                // Handing over: this answer is the connection's last.
+                if head.websocket {
+                    return; // the client reconnects, to the new process
+                }
+                head.keep_alive = false;
             }
             if head.websocket {
                 // Any path becomes a WebSocket tracker connection.
@@ -200,6 +224,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr) {
                             w.counters.connection(HTTP, false);
                             w.counters.connection(Protocol::Ws, true);
                             let ip = client_ip(w, peer.ip(), &head).unwrap_or(peer.ip());
+                            w.handover.websocket(entry);
                             ws::serve(w.clone(), stream, early, ip, target).await;
                             w.counters.connection(Protocol::Ws, false);
                             w.counters.connection(HTTP, true);

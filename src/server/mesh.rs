@@ -99,8 +99,13 @@ impl Reply {
 pub(crate) enum Control {
     Stats(crossbeam_channel::Sender<WorkerStats>),
     Torrents(crossbeam_channel::Sender<Vec<TorrentInfo>>),
-    /// The shard's state records.
+    /// The shard's state records, taken a slice at a time between other
+    /// work (`Save`), or at once (`Dump`, when the worker is frozen).
     Save(crossbeam_channel::Sender<Blob>),
+    Dump(crossbeam_channel::Sender<Blob>),
+    /// A step of a hand-over to a new process (see `handover`): the
+    /// records when it freezes, nothing otherwise.
+    Handover(super::handover::Phase, crossbeam_channel::Sender<Blob>),
 }
 
 /// A worker's state records, as it hands them in to be saved.

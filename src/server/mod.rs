@@ -8,7 +8,9 @@ mod dispatch;
 mod error;
 pub mod events;
 mod full_scrape;
+mod handover;
 pub mod history;
+pub use handover::{Handed, HandedSocket};
 mod http;
 pub mod logging;
 mod mesh;
@@ -72,6 +74,11 @@ pub struct Server {
     cfg: Arc<ServerConfig>,
     control: Vec<crossbeam_channel::Sender<mesh::Control>>,
     saver: Option<state::Saver>,
+    /// Copies of the listening sockets, to hand to a new process, with the
+    /// connection-id key and when the clock started.
+    sockets: Vec<HandedSocket>,
+    conn_key: [u8; 16],
+    started: Instant,
     port: u16,
     http: Vec<SocketAddr>,
     udp: Vec<SocketAddr>,
@@ -94,6 +101,7 @@ pub struct ServerBuilder {
     cfg: ServerConfig,
     filter: Option<FilterHook>,
     events: Option<usize>,
+    handed: Option<Arc<Handed>>,
 }
 
 impl ServerBuilder {
@@ -160,6 +168,13 @@ impl ServerBuilder {
             None => {}
         }
         self.start()
+    }
+
+    /// Takes over a running tracker's sockets and swarms instead of
+    /// binding and reading the state file (see `crate::upgrade`).
+    pub fn handed(mut self, h: Handed) -> Self {
+        self.handed = Some(Arc::new(h));
+        self
     }
 
     /// Starts the server as configured.
@@ -262,10 +277,16 @@ impl Server {
             cfg,
             filter,
             events,
+            handed,
         } = b;
         cfg.check().map_err(|e| StartError::Config(e.to_string()))?;
         let (lists, tls) = load_files(&cfg).map_err(StartError::Config)?;
-        let restored = state::load(&cfg, cfg.workers.max(1)).map_err(StartError::Config)?;
+        let workers = cfg.workers.max(1);
+        let restored = match &handed {
+            Some(h) => state::load_handed(&cfg, h.swarms.clone(), workers),
+            None => state::load(&cfg, workers),
+        }
+        .map_err(StartError::Config)?;
         // Fail early, with a clear reason, when io_uring is unusable. The
         // trial executor runs on a thread of its own: a ring made on the
         // caller's thread can leave it with interrupted system calls (EINTR)
@@ -280,10 +301,41 @@ impl Server {
         .join()
         .map_err(|_| StartError::Runtime("the trial executor panicked".into()))?
         .map_err(StartError::Runtime)?;
-        let bound = probe(&cfg)?;
-        let workers = cfg.workers.max(1);
-        let sockets = bind_workers(&bound, workers)?;
-        if workers > 1 && cfg.steer_udp {
+        let (bound, sockets) = match &handed {
+            Some(h) => handover::adopt(&cfg, h, workers).map_err(|e| {
+                StartError::Config(format!(
+                    "cannot take over the running tracker's sockets: {e}"
+                ))
+            })?,
+            None => {
+                let bound = probe(&cfg)?;
+                let sockets = bind_workers(&bound, workers)?;
+                (bound, sockets)
+            }
+        };
+        let mut handing = Vec::new();
+        for (worker, s) in sockets.iter().enumerate() {
+            for (sock, udp) in [
+                (&s.udp4, true),
+                (&s.udp6, true),
+                (&s.tcp4, false),
+                (&s.tcp6, false),
+            ] {
+                if let Some(sock) = sock {
+                    let fd = sock
+                        .try_clone()
+                        .map_err(|e| StartError::Runtime(e.to_string()))?;
+                    handing.push(HandedSocket {
+                        worker,
+                        udp,
+                        fd: fd.into(),
+                    });
+                }
+            }
+        }
+        // Handed sockets are steered already: the program belongs to the
+        // socket group.
+        if handed.is_none() && workers > 1 && cfg.steer_udp {
             // UDP announces then land on their owner's socket; without the
             // program they are forwarded, which still works.
             for sock in [&sockets[0].udp4, &sockets[0].udp6].into_iter().flatten() {
@@ -296,8 +348,14 @@ impl Server {
                 }
             }
         }
-        privileges::drop_to(cfg.user.as_deref(), cfg.group.as_deref())
-            .map_err(StartError::Config)?;
+        // A process that takes over from a running tracker was started by it,
+        // after it dropped its privileges: it runs as the user already.
+        // SAFETY: geteuid has no arguments and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        if handed.is_none() || root {
+            privileges::drop_to(cfg.user.as_deref(), cfg.group.as_deref())
+                .map_err(StartError::Config)?;
+        }
         if let Some(path) = &cfg.state {
             state::check_writable(path).map_err(StartError::Config)?;
         }
@@ -325,8 +383,19 @@ impl Server {
         });
 
         let mut control = Vec::with_capacity(workers);
-        let conn_ids = ConnectionIds::new(random_bytes());
-        let started = Instant::now();
+        // A process that takes over goes on with the old one's connection
+        // ids and clock: the ids its clients hold stay good, and the swarms'
+        // times mean what they meant.
+        let (conn_key, started) = match &handed {
+            Some(h) => (
+                h.conn_key,
+                Instant::now()
+                    .checked_sub(h.uptime)
+                    .unwrap_or_else(Instant::now),
+            ),
+            None => (random_bytes(), Instant::now()),
+        };
+        let conn_ids = ConnectionIds::new(conn_key);
         let requests = MeshBuilder::full(workers, mesh::CHANNEL_SIZE);
         let replies = MeshBuilder::full(workers, mesh::CHANNEL_SIZE);
         let cores = if cfg.pin_workers {
@@ -352,7 +421,7 @@ impl Server {
                 replies: replies.clone(),
                 shared: shared.clone(),
                 control: control_rx,
-                restore: restored.path.clone(),
+                restore: restored.source.clone(),
                 restore_torrents: restored.torrents[id],
                 restore_age: restored.age,
                 conn_ids: conn_ids.clone(),
@@ -386,7 +455,7 @@ impl Server {
                 .map(|e| e.1)
                 .collect()
         };
-        if let (true, Some(path)) = (restored.damaged, &restored.path) {
+        if let (true, Some(state::Source::File(path))) = (restored.damaged, &restored.source) {
             state::keep_aside(&cfg, path);
         }
         let saver = cfg
@@ -400,6 +469,9 @@ impl Server {
             cfg,
             control,
             saver,
+            sockets: handing,
+            conn_key,
+            started,
             port: bound.port,
             http: pick(Proto::Tcp),
             udp: pick(Proto::Udp),

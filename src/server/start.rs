@@ -44,9 +44,9 @@ pub(crate) struct Start {
     pub replies: MeshBuilder<Reply, Full>,
     pub shared: Arc<Shared>,
     pub control: crossbeam_channel::Receiver<Control>,
-    /// State records to restore, and how old they are (seconds).
-    /// The state file to restore this worker's torrents from.
-    pub restore: Option<std::path::PathBuf>,
+    /// Where to restore this worker's torrents from, and how old they are
+    /// (seconds).
+    pub restore: Option<super::state::Source>,
     pub restore_age: u32,
     pub restore_torrents: usize,
     pub conn_ids: ConnectionIds,
@@ -109,8 +109,8 @@ pub(crate) async fn run(start: Start) {
         max_offers: cfg.limits.max_offers.div_ceil(workers),
     });
     shard.keep_peer_ids(cfg.peer_ids);
-    if let Some(path) = &restore {
-        super::state::restore(path, id, workers, restore_age, &mut shard, clock(started));
+    if let Some(source) = &restore {
+        super::state::restore(source, id, workers, restore_age, &mut shard, clock(started));
     }
     let w = Rc::new(Worker::new(
         id,

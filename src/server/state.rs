@@ -22,11 +22,54 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Where swarms are restored from: the state file, or the stream a running
+/// tracker hands its successor (see `upgrade`), held in memory.
+#[derive(Clone, Debug)]
+pub(crate) enum Source {
+    File(PathBuf),
+    Handed(Arc<Vec<u8>>),
+}
+
+impl Source {
+    fn open(&self) -> std::io::Result<(Reader<Box<dyn std::io::Read + Send>>, u64)> {
+        let (inner, len): (Box<dyn std::io::Read + Send>, u64) = match self {
+            Source::File(path) => {
+                let f = std::fs::File::open(path)?;
+                let len = f.metadata()?.len();
+                (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len)
+            }
+            Source::Handed(bytes) => (
+                Box::new(std::io::Cursor::new(ArcBytes(bytes.clone()))),
+                bytes.len() as u64,
+            ),
+        };
+        Reader::new(inner, len)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    }
+
+    /// What the log calls it.
+    fn name(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Handed(_) => "the previous process".into(),
+        }
+    }
+}
+
+/// Shared bytes a `Cursor` can read.
+struct ArcBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// What a look through the state file at start found.
 #[derive(Default)]
 pub(crate) struct Restored {
-    /// The file to restore from; each worker reads the records it owns.
-    pub path: Option<PathBuf>,
+    /// Where to restore from; each worker reads the records it owns.
+    pub source: Option<Source>,
     /// Seconds since the file was written.
     pub age: u32,
     /// Torrents per worker.
@@ -35,50 +78,53 @@ pub(crate) struct Restored {
     pub damaged: bool,
 }
 
-fn open(path: &Path) -> std::io::Result<(Reader<std::io::BufReader<std::fs::File>>, u64)> {
-    let f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    Reader::new(std::io::BufReader::with_capacity(1 << 20, f), len)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
-}
-
 /// Looks through the state file, if the configuration names one and it
 /// exists: the torrents each worker will restore. A file of another format
 /// is an error, since writing over it could destroy something that is not
 /// ours; a damaged one is restored up to the damage.
 pub(crate) fn load(cfg: &ServerConfig, workers: usize) -> Result<Restored, String> {
+    match &cfg.state {
+        Some(path) => look_through(cfg, Source::File(path.clone()), workers),
+        None => Ok(Restored {
+            torrents: vec![0; workers],
+            ..Restored::default()
+        }),
+    }
+}
+
+/// Looks through the swarms a running tracker handed over, as [`load`]
+/// does through the state file.
+pub(crate) fn load_handed(
+    cfg: &ServerConfig,
+    bytes: Arc<Vec<u8>>,
+    workers: usize,
+) -> Result<Restored, String> {
+    look_through(cfg, Source::Handed(bytes), workers)
+}
+
+fn look_through(cfg: &ServerConfig, source: Source, workers: usize) -> Result<Restored, String> {
     let mut out = Restored {
         torrents: vec![0; workers],
         ..Restored::default()
     };
-    let Some(path) = &cfg.state else {
-        return Ok(out);
-    };
-    let (mut reader, saved_at) = match open(path) {
+    let path = source.name();
+    let (mut reader, saved_at) = match source.open() {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             log(
                 cfg,
                 LogLevel::Info,
-                format_args!(
-                    "state: {} does not exist yet; starting empty",
-                    path.display()
-                ),
+                format_args!("state: {} does not exist yet; starting empty", path),
             );
             return Ok(out);
         }
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             return Err(format!(
                 "{}: {e}; move it away or name another --state file",
-                path.display()
+                path
             ))
         }
-        Err(e) => {
-            return Err(format!(
-                "cannot read the state file {}: {e}",
-                path.display()
-            ))
-        }
+        Err(e) => return Err(format!("cannot read the state file {}: {e}", path)),
     };
     let (mut torrents, mut peers) = (0usize, 0usize);
     while let Some(r) = reader.next_record() {
@@ -94,7 +140,7 @@ pub(crate) fn load(cfg: &ServerConfig, workers: usize) -> Result<Restored, Strin
                     LogLevel::Errors,
                     format_args!(
                         "state: {}: {e}; restoring the {torrents} torrents before it",
-                        path.display()
+                        path
                     ),
                 );
                 out.damaged = true;
@@ -108,24 +154,23 @@ pub(crate) fn load(cfg: &ServerConfig, workers: usize) -> Result<Restored, Strin
         LogLevel::Info,
         format_args!(
             "state: restoring {torrents} torrents and {peers} peers from {}, saved {} s ago",
-            path.display(),
-            out.age
+            path, out.age
         ),
     );
-    out.path = Some(path.clone());
+    out.source = Some(source);
     Ok(out)
 }
 
-/// Restores the records of `path` that worker `id` of `workers` owns.
+/// Restores the records of `source` that worker `id` of `workers` owns.
 pub(crate) fn restore(
-    path: &Path,
+    source: &Source,
     id: usize,
     workers: usize,
     age: u32,
     shard: &mut Shard,
     now: u32,
 ) {
-    let Ok((mut reader, _)) = open(path) else {
+    let Ok((mut reader, _)) = source.open() else {
         return;
     };
     while let Some(Ok(r)) = reader.next_record() {
@@ -133,6 +178,18 @@ pub(crate) fn restore(
             shard.restore(&r, now, age);
         }
     }
+}
+
+/// The workers' records as one stream in the state file's format, for a
+/// successor to restore (see `upgrade`).
+pub(crate) fn assemble(mut blobs: Vec<Blob>) -> Vec<u8> {
+    blobs.sort_by_key(|b| b.0);
+    let mut out = Vec::with_capacity(64 + blobs.iter().map(|b| b.1.len()).sum::<usize>());
+    write_header(&mut out, unix_now());
+    for (_, part) in blobs {
+        out.extend_from_slice(&part);
+    }
+    out
 }
 
 /// Keeps a damaged state file aside, so the next save does not destroy it.
@@ -301,6 +358,14 @@ impl Saver {
             finals,
             cfg,
             workers,
+        }
+    }
+
+    /// Stops the periodic saves without a last one.
+    pub fn abandon(mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 

@@ -49,6 +49,12 @@ pub(crate) enum Conn {
     Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
 }
 
+impl std::os::fd::AsRawFd for Conn {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.tcp().as_raw_fd()
+    }
+}
+
 impl Conn {
     fn tcp(&self) -> &TcpStream {
         match self {

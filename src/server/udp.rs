@@ -4,6 +4,7 @@
 //! the request.
 
 use super::access::{FilterAction, FilterRequest};
+use super::handover::Phase;
 use super::logging::debug_request;
 use super::logging::log;
 use super::mesh;
@@ -63,10 +64,25 @@ pub(crate) async fn serve(w: Rc<Worker>, v6: bool) {
     // When the task last came back from the reactor.
     let mut turn = Instant::now();
     loop {
+        if w.handover.phase() == Phase::Frozen {
+            // Handing over: what comes waits in the socket (see `handover`).
+            w.handover.park(true);
+            w.handover.until(|p| p != Phase::Frozen).await;
+            w.handover.park(false);
+            turn = Instant::now();
+        }
         let n = inbox.recv(fd, libc::MSG_DONTWAIT);
         if n == 0 {
             let idle = Instant::now();
-            if let Err(e) = sock.peek_from(&mut peek).await {
+            // A peek leaves the datagram queued, so one given up for a
+            // hand-over loses nothing.
+            let peeked =
+                futures_lite::future::or(async { Some(sock.peek_from(&mut peek).await) }, async {
+                    w.handover.until(|p| p == Phase::Frozen).await;
+                    None
+                })
+                .await;
+            if let Some(Err(e)) = peeked {
                 log(&w.cfg, LogLevel::Errors, format_args!("udp receive: {e}"));
                 glommio::timer::sleep(Duration::from_millis(10)).await;
             }

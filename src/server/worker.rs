@@ -6,6 +6,7 @@ use super::access::Lists;
 use super::access::{Access, FilterAction, FilterRequest};
 use super::events::{PeerEvent, ServerEvent};
 use super::full_scrape::{self, Snapshot};
+use super::handover::{Phase, DRAIN_LIMIT, IDLE_GRACE};
 use super::logging::debug_request;
 use super::logging::log;
 use super::mesh::{Reply, Request};
@@ -67,6 +68,8 @@ pub(crate) struct Worker {
     next_ws: Cell<u64>,
     /// Holds the worker back after light turns (see `pace`).
     pub pace: super::pace::Pacer,
+    /// Its part in handing over to a new process (see `handover`).
+    pub handover: super::handover::Handover,
 }
 
 impl Worker {
@@ -106,6 +109,7 @@ impl Worker {
             ws_conns: RefCell::new(HashMap::new()),
             next_ws: Cell::new(0),
             pace: Default::default(),
+            handover: Default::default(),
             cfg,
         }
     }
@@ -368,6 +372,60 @@ impl Worker {
                 return s;
             }
             glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Moves this worker to `phase` of a hand-over (see `handover`) and
+    /// returns once it is there: drained (or [`DRAIN_LIMIT`] passed),
+    /// frozen with nothing of its own in flight at another worker (then with
+    /// its shard's records), or serving again.
+    pub async fn hand_over(&self, phase: Phase) -> Vec<u8> {
+        let h = &self.handover;
+        h.set(phase);
+        match phase {
+            Phase::Serving => Vec::new(),
+            Phase::Draining => {
+                h.shut_reads(true);
+                let began = Instant::now();
+                let mut idle_shut = false;
+                while h.open_connections() > 0 && began.elapsed() < DRAIN_LIMIT {
+                    if !idle_shut && began.elapsed() >= IDLE_GRACE {
+                        h.shut_reads(false);
+                        idle_shut = true;
+                    }
+                    glommio::timer::sleep(Duration::from_millis(2)).await;
+                }
+                if h.open_connections() > 0 {
+                    log(
+                        &self.cfg,
+                        LogLevel::Warnings,
+                        format_args!(
+                            "upgrade: worker {}: {} connections still open after {} s of draining",
+                            self.id,
+                            h.open_connections(),
+                            DRAIN_LIMIT.as_secs()
+                        ),
+                    );
+                }
+                Vec::new()
+            }
+            Phase::Frozen => {
+                // Each UDP task stops at the end of its batch.
+                let tasks = [false, true]
+                    .iter()
+                    .filter(|&&v6| self.udp(v6).is_some())
+                    .count();
+                let began = Instant::now();
+                while h.parked() < tasks && began.elapsed() < DRAIN_LIMIT {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+                // What this worker forwarded before is served before a
+                // round trip behind it.
+                for owner in (0..self.workers).filter(|&o| o != self.id) {
+                    self.call(owner, |token| Request::Stats { token }).await;
+                }
+                Vec::new()
+            }
         }
     }
 

@@ -301,8 +301,18 @@ pub(crate) async fn serve(
         match wake {
             Wake::Bytes(Some(b)) => bytes = Some(b),
             Wake::Relay(Some(text)) => relay = Some(text),
-            // The client closed, or its queue was dropped for reading too slowly.
-            Wake::Bytes(None) | Wake::Relay(None) => break,
+            // The client closed, or its queue was dropped for reading too
+            // slowly, or the tracker hands over to a new process: then the
+            // client is told to reconnect (to it).
+            Wake::Bytes(None) | Wake::Relay(None) => {
+                if !w.handover.serving() {
+                    let _ = ws.close(Some(CloseFrame {
+                        code: CloseCode::Away,
+                        reason: "tracker upgrading, reconnect".into(),
+                    }));
+                }
+                break;
+            }
             Wake::Tick => {
                 if !pinged && heard.elapsed() >= PING_AFTER {
                     let _ = ws.send(Message::Ping(Default::default()));

@@ -144,7 +144,12 @@ impl Tracker {
     /// time fails the test with everything it wrote, and for a hung start
     /// the CPU time each of its threads used.
     pub fn start_with(args: &[&str]) -> Tracker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bittorrent-tracker"))
+        Tracker::start_bin(env!("CARGO_BIN_EXE_bittorrent-tracker").as_ref(), args)
+    }
+
+    /// [`Tracker::start_with`] for the binary at `bin` (a copy, say).
+    pub fn start_bin(bin: &std::path::Path, args: &[&str]) -> Tracker {
+        let mut child = Command::new(bin)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -707,4 +712,16 @@ pub fn tool(name: &str, package: &str) -> std::path::PathBuf {
             String::from_utf8_lossy(&install.stderr),
         )
     })
+}
+
+/// Reads until the server's close frame; its code. A connection that ends
+/// without one fails the test.
+pub fn ws_close_code(ws: &mut Ws) -> u16 {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(Some(f))) => return u16::from(f.code),
+            Ok(_) => continue,
+            Err(e) => panic!("closed without a close frame: {e}"),
+        }
+    }
 }
