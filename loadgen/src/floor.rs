@@ -1,18 +1,37 @@
-//! `floor`: a stateless UDP responder that answers every BEP 15 packet with
-//! the smallest valid reply, receiving and sending in batches
-//! (recvmmsg/sendmmsg). No tracker can answer faster on the same kernel path,
-//! so tracker figures read as a fraction of it.
+//! `floor`: stateless responders that answer every request with the
+//! smallest valid reply, so that tracker figures read as a fraction of what
+//! the same kernel path can do at most.
+//!
+//! - UDP: every BEP 15 packet, receiving and sending in batches
+//!   (recvmmsg/sendmmsg).
+//! - HTTP (`--protocol http`): keep-alive connections on epoll; an announce
+//!   gets a canned reply with no peers, a scrape one entry per info hash it
+//!   names (the query is parsed: the reply must name them).
+//! - WebSocket (`--protocol ws`): the handshake, then a canned announce or
+//!   scrape reply to every message; offers are relayed to no one, so the
+//!   tracker's relaying work is not in the floor.
 
 use bittorrent_tracker::mmsg::{RecvBatch, SendBatch};
 use clap::Args;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
+/// What a floor answers.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloorProtocol {
+    Udp,
+    Http,
+    Ws,
+}
+
 #[derive(Args, Clone, Debug)]
 pub struct FloorOpts {
     /// Address to answer on
     #[arg(long, default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
+    /// What to answer: UDP datagrams, or HTTP or WebSocket connections
+    #[arg(long, value_enum, default_value_t = FloorProtocol::Udp)]
+    pub protocol: FloorProtocol,
     /// Responder threads, each with its own SO_REUSEPORT socket
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -87,25 +106,39 @@ pub fn run(o: &FloorOpts) -> Result<(), String> {
         .map(|d| std::time::Instant::now() + std::time::Duration::from_secs_f64(d));
     let mut handles = Vec::new();
     for t in 0..o.threads.max(1) {
-        let s = socket2::Socket::new(
-            socket2::Domain::for_address(o.listen),
-            socket2::Type::DGRAM,
-            None,
-        )
-        .map_err(|e| e.to_string())?;
+        let udp = o.protocol == FloorProtocol::Udp;
+        let ty = if udp {
+            socket2::Type::DGRAM
+        } else {
+            socket2::Type::STREAM
+        };
+        let s = socket2::Socket::new(socket2::Domain::for_address(o.listen), ty, None)
+            .map_err(|e| e.to_string())?;
         s.set_reuse_port(true).map_err(|e| e.to_string())?;
         if o.listen.is_ipv6() {
             let _ = s.set_only_v6(true);
         }
-        let _ = s.set_recv_buffer_size(8 << 20);
+        if udp {
+            let _ = s.set_recv_buffer_size(8 << 20);
+        } else {
+            let _ = s.set_reuse_address(true);
+        }
         s.bind(&o.listen.into())
             .map_err(|e| format!("bind {}: {e}", o.listen))?;
+        if !udp {
+            s.listen(4096).map_err(|e| e.to_string())?;
+            s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        }
         let cpu = o.cpus.get(t % o.cpus.len().max(1)).copied();
+        let protocol = o.protocol;
         handles.push(std::thread::spawn(move || {
             if let Some(cpu) = cpu {
                 crate::pin(cpu);
             }
-            serve(s.into(), stop_at)
+            match protocol {
+                FloorProtocol::Udp => serve(s.into(), stop_at),
+                p => tcp::serve(s.into(), p == FloorProtocol::Ws, stop_at),
+            }
         }));
     }
     println!("floor answering on {}", o.listen);
@@ -165,5 +198,246 @@ mod tests {
         );
         assert_eq!(reply(&[0u8; 10], &mut out), 0);
         assert_eq!(reply(&[0u8; 16], &mut out), 0, "connect without the magic");
+    }
+
+    #[test]
+    fn http_and_websocket_floor_replies() {
+        use bittorrent_tracker::protocol::http as wire;
+        let mut out = Vec::new();
+        let head = b"GET /announce?info_hash=%01&port=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(tcp::answer(head, false, &mut out).is_some());
+        assert!(
+            out.ends_with(b"\r\n\r\nd8:intervali1800e5:peers0:e"),
+            "{out:?}"
+        );
+        // A scrape names each hash once, however often it was asked for.
+        let (a, b) = ([1u8; 20], [2u8; 20]);
+        let esc = |h: &[u8; 20]| h.iter().map(|c| format!("%{c:02X}")).collect::<String>();
+        let head = format!(
+            "GET /scrape?info_hash={}&info_hash={}&info_hash={} HTTP/1.1\r\n\r\n",
+            esc(&b),
+            esc(&a),
+            esc(&b)
+        );
+        out.clear();
+        tcp::answer(head.as_bytes(), false, &mut out);
+        let body = &out[out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+        let files = wire::parse_scrape_response(body).unwrap();
+        let names: Vec<[u8; 20]> = files.iter().map(|f| f.0 .0).collect();
+        assert_eq!(names, vec![a, b]);
+        // The upgrade is answered with RFC 6455's accept key.
+        out.clear();
+        let head = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        assert!(tcp::answer(head, true, &mut out).is_none());
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 101 "), "{text}");
+        assert!(
+            text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+            "{text}"
+        );
+    }
+}
+
+/// The HTTP and WebSocket floors: one epoll loop per thread.
+mod tcp {
+    use mio::net::{TcpListener, TcpStream};
+    use mio::{Events, Interest, Poll, Token};
+    use std::collections::HashMap;
+    use std::io::{ErrorKind, Read, Write};
+    use std::time::{Duration, Instant};
+    use tungstenite::protocol::Role;
+    use tungstenite::{Message, WebSocket};
+
+    const LISTENER: Token = Token(usize::MAX);
+
+    /// The announce reply: an interval and no peers.
+    const ANNOUNCE: &[u8] = b"d8:intervali1800e5:peers0:e";
+    const WS_ANNOUNCE: &str = r#"{"action":"announce","interval":120,"info_hash":"aaaaaaaaaaaaaaaaaaaa","complete":0,"incomplete":0}"#;
+    const WS_SCRAPE: &str = r#"{"action":"scrape","files":{}}"#;
+
+    enum Conn {
+        Http {
+            stream: TcpStream,
+            rbuf: Vec<u8>,
+            wbuf: Vec<u8>,
+        },
+        /// A WebSocket connection, once its upgrade request was answered.
+        Ws(Box<WebSocket<TcpStream>>),
+    }
+
+    /// The reply to one HTTP request (`head` up to its blank line), written
+    /// to `out`; `None` for an upgrade to WebSocket, with the 101 written.
+    pub(super) fn answer(head: &[u8], ws: bool, out: &mut Vec<u8>) -> Option<()> {
+        let text = std::str::from_utf8(head).unwrap_or("");
+        let target = text.split(' ').nth(1).unwrap_or("/");
+        if ws {
+            let key = text
+                .split("\r\n")
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("sec-websocket-key"))
+                .map(|(_, v)| v.trim())
+                .unwrap_or("");
+            let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+            out.extend_from_slice(
+                format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            return None;
+        }
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut body = Vec::new();
+        if path.starts_with("/scrape") {
+            let mut hashes = Vec::new();
+            let _ = bittorrent_tracker::protocol::http::parse_scrape(
+                query.as_bytes(),
+                256,
+                &mut hashes,
+            );
+            // Bencode's keys are sorted, once each.
+            hashes.sort_unstable();
+            hashes.dedup();
+            body.extend_from_slice(b"d5:filesd");
+            for h in &hashes {
+                body.extend_from_slice(b"20:");
+                body.extend_from_slice(&h.0);
+                body.extend_from_slice(b"d8:completei0e10:downloadedi0e10:incompletei0ee");
+            }
+            body.extend_from_slice(b"ee");
+        } else {
+            body.extend_from_slice(ANNOUNCE);
+        }
+        out.extend_from_slice(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(&body);
+        Some(())
+    }
+
+    /// Serves connections on `listener` until `stop_at`.
+    pub(super) fn serve(
+        listener: std::net::TcpListener,
+        ws: bool,
+        stop_at: Option<Instant>,
+    ) -> std::io::Result<()> {
+        let mut poll = Poll::new()?;
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut conns: HashMap<usize, Conn> = HashMap::new();
+        let mut next = 0usize;
+        let mut events = Events::with_capacity(1024);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if stop_at.is_some_and(|t| Instant::now() >= t) {
+                return Ok(());
+            }
+            poll.poll(&mut events, Some(Duration::from_millis(200)))?;
+            for ev in events.iter() {
+                if ev.token() == LISTENER {
+                    while let Ok((mut stream, _)) = listener.accept() {
+                        let _ = stream.set_nodelay(true);
+                        let t = Token(next);
+                        next += 1;
+                        poll.registry().register(
+                            &mut stream,
+                            t,
+                            Interest::READABLE | Interest::WRITABLE,
+                        )?;
+                        conns.insert(
+                            t.0,
+                            Conn::Http {
+                                stream,
+                                rbuf: Vec::new(),
+                                wbuf: Vec::new(),
+                            },
+                        );
+                    }
+                    continue;
+                }
+                let id = ev.token().0;
+                let Some(conn) = conns.remove(&id) else {
+                    continue;
+                };
+                if let Some(conn) = step(conn, ws, &mut buf) {
+                    conns.insert(id, conn);
+                }
+            }
+        }
+    }
+
+    /// Reads what came and answers it; `None` when the connection is done.
+    fn step(conn: Conn, ws: bool, buf: &mut [u8]) -> Option<Conn> {
+        match conn {
+            Conn::Http {
+                mut stream,
+                mut rbuf,
+                mut wbuf,
+            } => {
+                let mut upgraded = false;
+                loop {
+                    match stream.read(buf) {
+                        Ok(0) => return None,
+                        Ok(n) => rbuf.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(_) => return None,
+                    }
+                }
+                while let Some(end) = rbuf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head: Vec<u8> = rbuf.drain(..end + 4).collect();
+                    if answer(&head, ws, &mut wbuf).is_none() {
+                        upgraded = true;
+                        break;
+                    }
+                }
+                match stream.write(&wbuf) {
+                    Ok(n) => {
+                        wbuf.drain(..n);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => return None,
+                }
+                if upgraded && wbuf.is_empty() {
+                    let ws = WebSocket::from_partially_read(stream, rbuf, Role::Server, None);
+                    return step(Conn::Ws(Box::new(ws)), true, buf);
+                }
+                Some(Conn::Http { stream, rbuf, wbuf })
+            }
+            Conn::Ws(mut ws) => {
+                loop {
+                    match ws.read() {
+                        Ok(Message::Text(t)) => {
+                            let reply = if t.as_str().contains(r#""action":"scrape""#) {
+                                WS_SCRAPE
+                            } else if t.as_str().contains(r#""answer""#) {
+                                continue; // an answer to an offer: none was relayed
+                            } else {
+                                WS_ANNOUNCE
+                            };
+                            // A full socket keeps it in tungstenite's buffer.
+                            let _ = ws.write(Message::text(reply));
+                        }
+                        Ok(Message::Close(_)) => return None,
+                        Ok(_) => {}
+                        Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                            break
+                        }
+                        Err(_) => return None,
+                    }
+                }
+                match ws.flush() {
+                    Ok(()) => Some(Conn::Ws(ws)),
+                    Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                        Some(Conn::Ws(ws))
+                    }
+                    Err(_) => None,
+                }
+            }
+        }
     }
 }

@@ -143,6 +143,58 @@ fn floor_answers_everything() {
     let _ = floor.wait();
 }
 
+/// The HTTP and WebSocket floors answer every request validly, over
+/// keep-alive connections, scrapes with an entry for each hash named.
+#[test]
+fn tcp_floors_answer_everything() {
+    for protocol in ["http", "ws"] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut floor = Command::new(env!("CARGO_BIN_EXE_tracker-loadgen"))
+            .args([
+                "floor",
+                "--protocol",
+                protocol,
+                "--listen",
+                &listen,
+                "--duration",
+                "10",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Ready once it accepts.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::net::TcpStream::connect(&listen).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the {protocol} floor does not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let r = json(&loadgen(
+            &[
+                &[protocol, "--target", &listen, "--connections", "20"][..],
+                &SMALL,
+            ]
+            .concat(),
+        ));
+        assert!(n(&r, "announce.answered") > 100, "{protocol}: {r}");
+        assert!(n(&r, "scrape.answered") > 0, "{protocol}: {r}");
+        assert_eq!(
+            n(&r, "total.invalid") + n(&r, "total.timeouts") + n(&r, "total.errors"),
+            0,
+            "{protocol}: {r}"
+        );
+        let _ = floor.kill();
+        let _ = floor.wait();
+    }
+}
+
 #[test]
 fn broken_replies_are_counted_invalid() {
     // Answers connects correctly, announces with a peer list cut mid-peer.
