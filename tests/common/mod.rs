@@ -149,12 +149,26 @@ impl Tracker {
 
     /// [`Tracker::start_with`] for the binary at `bin` (a copy, say).
     pub fn start_bin(bin: &std::path::Path, args: &[&str]) -> Tracker {
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start bittorrent-tracker");
+        // A binary just copied can be "busy" for a moment: a process another
+        // test thread forked meanwhile holds the copy's write descriptor
+        // until it execs.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut child = loop {
+            match Command::new(bin)
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+            {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                started => break started.expect("start bittorrent-tracker"),
+            }
+        };
         let output = Arc::new(Output::default());
         output.drain(child.stdout.take().unwrap());
         output.drain(child.stderr.take().unwrap());
