@@ -29,6 +29,10 @@ pub struct CompareOpts {
     /// Seconds a tracker has to start answering
     #[arg(long, default_value_t = 30.0)]
     pub start_timeout: f64,
+    /// Also draw each tracker's responses/s and CPU per response, every
+    /// round and the median, as an SVG chart in FILE
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub load: LoadOpts,
 }
@@ -264,6 +268,33 @@ pub fn run(o: &CompareOpts) -> Result<(), String> {
             med(i, |s| s.p99_us as f64),
             med(i, |s| s.bad as f64),
         );
+    }
+    if let Some(path) = &o.plot {
+        let names: Vec<String> = trackers.iter().map(|t| t.0.clone()).collect();
+        let of =
+            |f: fn(&Sample) -> f64| samples.iter().map(|v| v.iter().map(f).collect()).collect();
+        let title = format!(
+            "{} load: {}, {:.0} s a run, {} rounds (tracker on CPU {:?}, load on CPU {:?})",
+            o.protocol,
+            o.load.mode(&o.protocol),
+            o.load.duration,
+            o.rounds.max(1),
+            o.tracker_cpus,
+            o.load.cpus
+        );
+        let panels = [
+            crate::plot::Panel {
+                title: "responses a second",
+                values: of(|s| s.rate),
+            },
+            crate::plot::Panel {
+                title: "CPU µs a response",
+                values: of(|s| s.cpu_us_per_response),
+            },
+        ];
+        std::fs::write(path, crate::plot::svg(&title, &names, &panels, median))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("chart written to {}", path.display());
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 mod compare;
 mod floor;
 mod http;
+mod plot;
 mod report;
 mod udp;
 mod workload;

@@ -18,7 +18,7 @@ mod pace;
 mod per_address;
 mod privileges;
 pub mod process;
-mod readable;
+pub mod readable;
 mod shared;
 mod start;
 mod state;
