@@ -336,12 +336,19 @@ fn a_new_binary_that_fails_leaves_the_old_one_serving() {
         assert_eq!(u.scrape(&[hash(0, 1)]), vec![(0, 0, 1)]);
         assert_eq!(get(t.v4(), "/stats.json").status, 200);
     };
+    // 0. Nothing at the binary's path.
+    let real = dir.join("real");
+    std::fs::rename(&bin, &real).unwrap();
+    let out = upgrade(&pid_file);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains(&format!("process {old} serves on")), "{said}");
+    assert!(said.contains("cannot start"), "{said}");
+    serves(&mut u);
     // 1. The file at the binary's path now fails at once.
     let script = dir.join("broken");
     std::fs::write(&script, "#!/bin/sh\necho 'not a tracker' >&2\nexit 3\n").unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let real = dir.join("real");
-    std::fs::rename(&bin, &real).unwrap();
     std::fs::rename(&script, &bin).unwrap();
     let out = upgrade(&pid_file);
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
