@@ -8,8 +8,9 @@
 //!   gets a canned reply with no peers, a scrape one entry per info hash it
 //!   names (the query is parsed: the reply must name them).
 //! - WebSocket (`--protocol ws`): the handshake, then a canned announce or
-//!   scrape reply to every message; offers are relayed to no one, so the
-//!   tracker's relaying work is not in the floor.
+//!   scrape reply to every message, and the least relaying a WebTorrent
+//!   tracker does: each offer to another connection (the next in turn, not
+//!   a peer of the swarm), each answer back to the offer's maker.
 
 use bittorrent_tracker::mmsg::{RecvBatch, SendBatch};
 use clap::Args;
@@ -249,6 +250,19 @@ mod tcp {
     use tungstenite::{Message, WebSocket};
 
     const LISTENER: Token = Token(usize::MAX);
+    /// Offers remembered for their answers, at most; then forgotten at once.
+    const MAX_OFFERS: usize = 1 << 20;
+
+    /// What the WebSocket floor keeps: who made each offer, and whose turn
+    /// it is to be handed the next one.
+    #[derive(Default)]
+    struct Relay {
+        offers: HashMap<[u8; 20], usize>,
+        websockets: Vec<usize>,
+        turn: usize,
+        /// Connections written to while another was served: flushed after.
+        touched: Vec<usize>,
+    }
 
     /// The announce reply: an interval and no peers.
     const ANNOUNCE: &[u8] = b"d8:intervali1800e5:peers0:e";
@@ -330,6 +344,7 @@ mod tcp {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let mut conns: HashMap<usize, Conn> = HashMap::new();
+        let mut relay = Relay::default();
         let mut next = 0usize;
         let mut events = Events::with_capacity(1024);
         let mut buf = vec![0u8; 64 * 1024];
@@ -364,15 +379,104 @@ mod tcp {
                 let Some(conn) = conns.remove(&id) else {
                     continue;
                 };
-                if let Some(conn) = step(conn, ws, &mut buf) {
-                    conns.insert(id, conn);
+                let was_ws = matches!(conn, Conn::Ws(_));
+                match step(id, conn, ws, &mut buf, &mut conns, &mut relay) {
+                    Some(conn) => {
+                        if !was_ws && matches!(conn, Conn::Ws(_)) {
+                            relay.websockets.push(id);
+                        }
+                        conns.insert(id, conn);
+                    }
+                    None if was_ws => relay.websockets.retain(|&w| w != id),
+                    None => {}
+                }
+                for t in std::mem::take(&mut relay.touched) {
+                    if let Some(Conn::Ws(w)) = conns.get_mut(&t) {
+                        let _ = w.flush();
+                    }
                 }
             }
         }
     }
 
+    /// Answers one WebSocket message from connection `id`; relays its offers
+    /// or its answer to the other connections in `conns`.
+    fn message(
+        id: usize,
+        text: &str,
+        ws: &mut WebSocket<TcpStream>,
+        conns: &mut HashMap<usize, Conn>,
+        relay: &mut Relay,
+    ) {
+        use bittorrent_tracker::protocol::ws::{self as wire, Relayed, Sdp, WsRequest};
+        let a = match wire::parse(text) {
+            Ok(WsRequest::Announce(a)) => a,
+            Ok(WsRequest::Scrape(_)) => {
+                let _ = ws.write(Message::text(WS_SCRAPE));
+                return;
+            }
+            Err(_) => return,
+        };
+        let hash = a.request.info_hash;
+        let from = a.request.peer_id;
+        let mut send = |to: usize, r: Relayed| {
+            if let Some(Conn::Ws(w)) = conns.get_mut(&to) {
+                let _ = w.write(Message::text(r.to_json()));
+                relay.touched.push(to);
+            }
+        };
+        if let Some(answer) = a.answer {
+            if let Some(to) = relay.offers.remove(&answer.offer_id) {
+                send(
+                    to,
+                    Relayed {
+                        info_hash: hash,
+                        peer_id: from,
+                        offer_id: answer.offer_id,
+                        sdp: Sdp::Answer(answer.answer),
+                    },
+                );
+            }
+        }
+        if a.answer_only {
+            return;
+        }
+        let _ = ws.write(Message::text(WS_ANNOUNCE));
+        for offer in a.offers {
+            // The next connection in turn that is not the sender's.
+            let n = relay.websockets.len();
+            let Some(to) = (0..n)
+                .map(|i| relay.websockets[(relay.turn + i) % n])
+                .find(|&t| t != id)
+            else {
+                break;
+            };
+            relay.turn = relay.turn.wrapping_add(1);
+            if relay.offers.len() >= MAX_OFFERS {
+                relay.offers.clear();
+            }
+            relay.offers.insert(offer.offer_id, id);
+            send(
+                to,
+                Relayed {
+                    info_hash: hash,
+                    peer_id: from,
+                    offer_id: offer.offer_id,
+                    sdp: Sdp::Offer(offer.offer),
+                },
+            );
+        }
+    }
+
     /// Reads what came and answers it; `None` when the connection is done.
-    fn step(conn: Conn, ws: bool, buf: &mut [u8]) -> Option<Conn> {
+    fn step(
+        id: usize,
+        conn: Conn,
+        ws: bool,
+        buf: &mut [u8],
+        conns: &mut HashMap<usize, Conn>,
+        relay: &mut Relay,
+    ) -> Option<Conn> {
         match conn {
             Conn::Http {
                 mut stream,
@@ -403,25 +507,20 @@ mod tcp {
                     Err(_) => return None,
                 }
                 if upgraded && wbuf.is_empty() {
-                    let ws = WebSocket::from_partially_read(stream, rbuf, Role::Server, None);
-                    return step(Conn::Ws(Box::new(ws)), true, buf);
+                    // Small buffers, as a tracker keeps for many connections.
+                    let mut config = tungstenite::protocol::WebSocketConfig::default();
+                    config.read_buffer_size = 4096;
+                    let ws =
+                        WebSocket::from_partially_read(stream, rbuf, Role::Server, Some(config));
+                    return step(id, Conn::Ws(Box::new(ws)), true, buf, conns, relay);
                 }
                 Some(Conn::Http { stream, rbuf, wbuf })
             }
             Conn::Ws(mut ws) => {
                 loop {
                     match ws.read() {
-                        Ok(Message::Text(t)) => {
-                            let reply = if t.as_str().contains(r#""action":"scrape""#) {
-                                WS_SCRAPE
-                            } else if t.as_str().contains(r#""answer""#) {
-                                continue; // an answer to an offer: none was relayed
-                            } else {
-                                WS_ANNOUNCE
-                            };
-                            // A full socket keeps it in tungstenite's buffer.
-                            let _ = ws.write(Message::text(reply));
-                        }
+                        // A full socket keeps replies in tungstenite's buffer.
+                        Ok(Message::Text(t)) => message(id, t.as_str(), &mut ws, conns, relay),
                         Ok(Message::Close(_)) => return None,
                         Ok(_) => {}
                         Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {

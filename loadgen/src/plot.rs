@@ -34,8 +34,10 @@ fn nice(max: f64) -> f64 {
 fn fmt(v: f64) -> String {
     if v >= 1000.0 {
         thousands(v.round() as u64)
-    } else if v >= 10.0 {
+    } else if v >= 100.0 {
         format!("{v:.0}")
+    } else if v == 0.0 {
+        "0".to_string()
     } else {
         format!("{v:.2}")
     }

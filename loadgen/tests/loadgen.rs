@@ -144,7 +144,8 @@ fn floor_answers_everything() {
 }
 
 /// The HTTP and WebSocket floors answer every request validly, over
-/// keep-alive connections, scrapes with an entry for each hash named.
+/// keep-alive connections, scrapes with an entry for each hash named; the
+/// WebSocket floor relays offers and their answers.
 #[test]
 fn tcp_floors_answer_everything() {
     for protocol in ["http", "ws"] {
@@ -185,6 +186,10 @@ fn tcp_floors_answer_everything() {
         ));
         assert!(n(&r, "announce.answered") > 100, "{protocol}: {r}");
         assert!(n(&r, "scrape.answered") > 0, "{protocol}: {r}");
+        if protocol == "ws" {
+            // Offers go to other connections, their answers come back.
+            assert!(n(&r, "answer.answered") > 100, "{r}");
+        }
         assert_eq!(
             n(&r, "total.invalid") + n(&r, "total.timeouts") + n(&r, "total.errors"),
             0,
