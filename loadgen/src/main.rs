@@ -14,6 +14,7 @@ mod ws;
 
 use clap::{Args, Parser, Subcommand};
 use report::{Live, Report, Stats};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -43,8 +44,15 @@ enum Cmd {
     Http(LoadOpts),
     /// WebSocket (WebTorrent) load: announces with offers, answers to offers
     Ws(LoadOpts),
-    /// A stateless UDP responder: the most this machine's kernel path can answer
+    /// Stateless responders (UDP, HTTP, WebSocket): the most this machine's kernel path can answer
     Floor(floor::FloorOpts),
+    /// Print the workload's info hashes, 40 hex digits a line: an access list
+    /// for trackers that serve only listed torrents (Debian's opentracker)
+    Hashes {
+        /// Torrents in the model, as for the load
+        #[arg(long, default_value_t = 1_000_000)]
+        torrents: u32,
+    },
     /// Start trackers one after another, load each in alternating rounds, print one table
     Compare(compare::CompareOpts),
 }
@@ -237,6 +245,13 @@ fn main() -> ExitCode {
         Cmd::Http(o) => run("http", http::engine, &o).map(|r| show(&r, o.json)),
         Cmd::Ws(o) => run("ws", ws::engine, &o).map(|r| show(&r, o.json)),
         Cmd::Floor(o) => floor::run(&o),
+        Cmd::Hashes { torrents } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            (0..torrents)
+                .try_for_each(|t| writeln!(out, "{}", workload::hex(&workload::info_hash(t))))
+                .and_then(|()| out.flush())
+                .map_err(|e| e.to_string())
+        }
         Cmd::Compare(o) => compare::run(&o),
     };
     match result {

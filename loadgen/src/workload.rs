@@ -99,6 +99,11 @@ pub fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// An info hash as 40 lowercase hex digits.
+pub fn hex(h: &InfoHash) -> String {
+    h.0.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The info hash of torrent `t`: spread over every owner of every tracker.
 pub fn info_hash(t: u32) -> InfoHash {
     let mut h = [0u8; 20];
@@ -244,6 +249,20 @@ impl Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_print_as_forty_hex_digits_of_the_same_bytes() {
+        for t in [0, 1, 999_999] {
+            let h = info_hash(t);
+            let text = hex(&h);
+            assert_eq!(text.len(), 40);
+            let back: Vec<u8> = (0..20)
+                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            assert_eq!(back, h.0);
+            assert_eq!(text, text.to_lowercase());
+        }
+    }
     use clap::Parser;
 
     #[test]

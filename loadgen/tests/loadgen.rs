@@ -143,6 +143,24 @@ fn floor_answers_everything() {
     let _ = floor.wait();
 }
 
+/// `hashes` lists the workload's torrents, one per line, each once: an
+/// access list for a tracker that serves only listed torrents.
+#[test]
+fn hashes_lists_every_torrent_of_the_workload() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tracker-loadgen"))
+        .args(["hashes", "--torrents", "1000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: std::collections::HashSet<&str> = text.lines().collect();
+    assert_eq!(text.lines().count(), 1000);
+    assert_eq!(lines.len(), 1000, "each once");
+    assert!(lines
+        .iter()
+        .all(|l| l.len() == 40 && l.bytes().all(|b| b.is_ascii_hexdigit())));
+}
+
 /// The HTTP and WebSocket floors answer every request validly, over
 /// keep-alive connections, scrapes with an entry for each hash named; the
 /// WebSocket floor relays offers and their answers.
