@@ -29,6 +29,10 @@ pub struct CompareOpts {
     /// Seconds a tracker has to start answering
     #[arg(long, default_value_t = 30.0)]
     pub start_timeout: f64,
+    /// Seconds to wait once a tracker answers, before the load: for one
+    /// that loads an access list after it starts listening (opentracker)
+    #[arg(long, default_value_t = 0.0)]
+    pub settle: f64,
     /// Also draw each tracker's responses/s and CPU per response, every
     /// round and the median, as an SVG chart in FILE
     #[arg(long, value_name = "FILE.svg")]
@@ -175,6 +179,7 @@ fn one_run(o: &CompareOpts, name: &str, command: &str) -> Result<Sample, String>
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    std::thread::sleep(Duration::from_secs_f64(o.settle.max(0.0)));
     let cpu_before = proc_cpu_seconds(pid).unwrap_or(0.0);
     let mut load = o.load.clone();
     load.quiet = true;

@@ -27,6 +27,8 @@ struct Conn {
     wbuf: Vec<u8>,
     written: usize,
     pending: Option<(Kind, Instant, u32)>,
+    /// Answers on this connection since it was opened.
+    answered: u32,
 }
 
 /// A whole response at the front of a buffer.
@@ -198,6 +200,7 @@ fn reconnect(
     c.stream = opts.connect_tcp(thread, c.source, poll, Token(i))?;
     c.state = State::Connecting;
     c.pending = None;
+    c.answered = 0;
     c.rbuf.clear();
     Ok(())
 }
@@ -238,6 +241,7 @@ pub fn engine(
             wbuf: Vec::with_capacity(512),
             written: 0,
             pending: None,
+            answered: 0,
         });
     }
     let mut load = Load {
@@ -343,6 +347,7 @@ pub fn engine(
                         .tally(kind, verdict, now.saturating_duration_since(at), &mut u);
                     c.rbuf.drain(..used);
                     c.state = State::Idle;
+                    c.answered += 1;
                     if close {
                         // The server's last answer on this connection: the
                         // next request goes on a new one.
@@ -363,6 +368,15 @@ pub fn engine(
             }
             if broken {
                 match c.pending {
+                    // Closed before any of the answer came, on a connection
+                    // that had answered before: the server closed it between
+                    // requests, as one that does not keep connections alive
+                    // does without saying so. The request goes again on a
+                    // new connection, as HTTP clients send a GET again.
+                    Some((kind, _, _)) if c.answered > 0 && c.rbuf.is_empty() => {
+                        load.stats.sent[kind as usize] -= 1;
+                        load.stats.reconnects += 1;
+                    }
                     // Closed with a request in flight: it will never be answered.
                     Some((kind, _, _)) => {
                         load.stats
