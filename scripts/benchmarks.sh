@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Reruns every comparison in docs/benchmarks against every peer it can
+# install, and writes a dated report with tables and charts:
+#   docs/benchmarks/DATE-all.md and DATE-*.svg
+#
+#   scripts/benchmarks.sh                 # 3 rounds of 10 s each
+#   ROUNDS=1 DURATION=3 scripts/benchmarks.sh   # a quick check of the script
+#
+# Peers, outside the repository (PEERS, default /tmp/tracker-peers):
+#   aquatic_udp, aquatic_http, aquatic_ws   cargo install (once; --locked pins a crate today's rustc refuses)
+#   opentracker                             Debian's package (apt-get, as root),
+#                                           with the workload's hashes as its whitelist
+#   the reference JavaScript tracker        npm bittorrent-tracker@10.0.12
+# A peer that cannot be installed is left out of the tables, and the report
+# says so. Every tracker runs on CPU 0 (this one with one worker), the load
+# on CPU 1; rounds alternate; the tables are medians. Everything listens on
+# 127.0.0.1:8000 only, and every run is bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+PEERS=${PEERS:-/tmp/tracker-peers}
+DATE=$(date -u +%F)
+OUT=docs/benchmarks
+REPORT=$OUT/$DATE-all.md
+mkdir -p "$PEERS"
+say() { echo "== $(date -u +%T) $*" >&2; }
+
+say "building this tracker and tracker-loadgen (release)"
+cargo build --release --quiet
+BIN=$(mktemp -d)
+cp target/release/bittorrent-tracker target/release/tracker-loadgen "$BIN/"
+LG="$BIN/tracker-loadgen"
+TRACKER="$BIN/bittorrent-tracker"
+
+missing=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "$PEERS/bin/$1" ]; }
+path_of() { if [ -x "$PEERS/bin/$1" ]; then echo "$PEERS/bin/$1"; else command -v "$1"; fi; }
+
+if ! have aquatic_udp || ! have aquatic_http || ! have aquatic_ws; then
+  say "installing aquatic (cargo install, into $PEERS)"
+  cargo install --quiet --root "$PEERS" aquatic_udp aquatic_http aquatic_ws || true
+fi
+if ! have opentracker && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  say "installing opentracker (apt-get)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opentracker >/dev/null || true
+fi
+REF="$PEERS/node/node_modules/bittorrent-tracker/bin/cmd.js"
+if [ ! -f "$REF" ] && command -v npm >/dev/null; then
+  say "installing the reference tracker (npm)"
+  mkdir -p "$PEERS/node"
+  (cd "$PEERS/node" && npm install --silent --no-audit --no-fund bittorrent-tracker@10.0.12 >/dev/null) || true
+fi
+
+# aquatic's configurations: its defaults, on 127.0.0.1:8000.
+aquatic_config() { # NAME
+  local cfg="$PEERS/$1.toml"
+  "$(path_of "$1")" -p > "$cfg"
+  sed -i -E 's/^(\s*)address(_ipv4)? = .*/\1address\2 = "127.0.0.1:8000"/' "$cfg"
+  echo "$cfg"
+}
+
+udp_trackers=(--tracker "bittorrent-tracker=$TRACKER -p 8000 --udp --workers 1 --listen-v4 127.0.0.1 --listen-v6 off -q")
+http_trackers=(--tracker "bittorrent-tracker=$TRACKER -p 8000 --http --workers 1 --listen-v4 127.0.0.1 --listen-v6 off -q")
+ws_trackers=(--tracker "bittorrent-tracker=$TRACKER -p 8000 --ws --ws-offer-rate 0 --workers 1 --listen-v4 127.0.0.1 --listen-v6 off -q")
+open_trackers=("${udp_trackers[@]}")
+for a in udp http ws; do
+  if have "aquatic_$a"; then
+    cfg=$(aquatic_config "aquatic_$a")
+    eval "${a}_trackers+=(--tracker \"aquatic_$a=$(path_of "aquatic_$a") -c $cfg\")"
+  else
+    missing+=("aquatic_$a")
+  fi
+done
+if have aquatic_udp; then open_trackers+=("${udp_trackers[2]}" "${udp_trackers[3]}"); fi
+if have opentracker; then
+  mkdir -p "$PEERS/opentracker"
+  "$LG" hashes --torrents 1000000 > "$PEERS/opentracker/whitelist.txt"
+  OT="$(path_of opentracker) -i 127.0.0.1 -d $PEERS/opentracker -w whitelist.txt"
+  udp_trackers+=(--tracker "opentracker=$OT -P 8000 -p 8001")
+  http_trackers+=(--tracker "opentracker=$OT -p 8000 -P 8001")
+else
+  missing+=(opentracker)
+fi
+if [ -f "$REF" ] && command -v node >/dev/null; then
+  udp_trackers+=(--tracker "reference-js=node $REF -p 8000 --udp -q")
+  http_trackers+=(--tracker "reference-js=node $REF -p 8000 --http -q")
+  ws_trackers+=(--tracker "reference-js=node $REF -p 8000 --ws -q")
+else
+  missing+=("the reference JavaScript tracker")
+fi
+udp_trackers+=(--tracker "floor=$LG floor --listen 127.0.0.1:8000")
+http_trackers+=(--tracker "floor=$LG floor --protocol http --listen 127.0.0.1:8000")
+ws_trackers+=(--tracker "floor=$LG floor --protocol ws --listen 127.0.0.1:8000")
+
+COMMON=(--tracker-cpus 0 --cpus 1 --rounds "$ROUNDS" --duration "$DURATION" --settle 2 --target 127.0.0.1:8000)
+
+# One comparison: its command and table in the report, its chart beside it.
+section() { # TITLE NAME ARGS...
+  local title=$1 name=$2
+  shift 2
+  local svg="$DATE-$name.svg"
+  say "$title"
+  local table
+  table=$(timeout 3600 "$LG" compare "${COMMON[@]}" --plot "$OUT/$svg" "$@")
+  {
+    echo "## $title"
+    echo
+    echo '```sh'
+    printf 'tracker-loadgen compare'
+    printf ' %q' "${COMMON[@]}" --plot "$svg" "$@" | sed "s#$BIN/##g; s#$PEERS/##g"
+    echo
+    echo '```'
+    echo
+    echo "$table"
+    echo
+    echo "![$title]($svg)"
+    echo
+  } >> "$REPORT"
+}
+
+{
+  echo "# Every comparison, rerun ($DATE)"
+  echo
+  echo "Written by \`scripts/benchmarks.sh\` (ROUNDS=$ROUNDS, DURATION=$DURATION) at commit"
+  echo "$(git rev-parse --short HEAD) on $(nproc) CPUs ($(uname -r)). Each tracker on CPU 0,"
+  echo "this one with one worker; the load on CPU 1; rounds alternate; medians."
+  echo "Peers run outside the repository: aquatic with its default configuration"
+  echo "on 127.0.0.1:8000, Debian's opentracker with the workload's hashes as its"
+  echo "whitelist, the reference tracker from npm. Memory is each tracker's peak"
+  echo "resident memory in the UDP run."
+  echo
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "Left out (could not be installed here): ${missing[*]}."
+    echo
+  fi
+} > "$REPORT"
+
+section "UDP, closed loop" udp "${udp_trackers[@]}"
+section "HTTP, 1,000 keep-alive connections" http --protocol http --connections 1000 "${http_trackers[@]}"
+section "WebSocket, 1,000 connections with 5 offers" ws --protocol ws --connections 1000 --torrents 1000 "${ws_trackers[@]}"
+section "UDP, open loop at 100,000 requests a second (latency)" udp-open --rate 100000 "${open_trackers[@]}"
+
+rm -rf "$BIN"
+say "report: $REPORT"
