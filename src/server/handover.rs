@@ -58,10 +58,18 @@ impl Handover {
         self.phase.get() == Phase::Serving
     }
 
-    /// Moves to `p` and wakes every task waiting for a change.
+    /// Moves to `p` and wakes every task waiting for a change. Each waiter
+    /// takes its own place out of `waiting` (when polled, or dropped): a
+    /// place emptied here could be given to another waiter meanwhile, and
+    /// the first would then take that one's out, leaving it asleep.
     pub fn set(&self, p: Phase) {
         self.phase.set(p);
-        let wakers: Vec<Waker> = self.waiting.borrow_mut().drain().collect();
+        let wakers: Vec<Waker> = self
+            .waiting
+            .borrow()
+            .iter()
+            .map(|(_, w)| w.clone())
+            .collect();
         wakers.into_iter().for_each(Waker::wake);
     }
 
@@ -179,6 +187,11 @@ mod tests {
         assert_eq!(h.waiting.borrow().len(), 1);
         h.set(Phase::Draining);
         assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(
+            h.waiting.borrow().len(),
+            1,
+            "woken, it keeps its place until polled"
+        );
         assert!(f.as_mut().poll(&mut cx).is_pending(), "not frozen yet");
         h.set(Phase::Frozen);
         assert!(f.as_mut().poll(&mut cx).is_ready());
@@ -186,6 +199,34 @@ mod tests {
         let mut g = Box::pin(h.until(|p| p == Phase::Serving));
         assert!(g.as_mut().poll(&mut cx).is_pending());
         drop(g);
+        assert_eq!(h.waiting.borrow().len(), 0);
+    }
+
+    #[test]
+    fn a_waiter_woken_with_others_never_takes_their_place() {
+        // A UDP task waits for a freeze, an accept loop for the end of
+        // serving; a drain wakes both. The accept loop, done waiting, must
+        // not take the UDP task's new place, or the freeze finds it asleep.
+        let h = Handover::default();
+        let (udp, accept) = (
+            Arc::new(Count(Default::default())),
+            Arc::new(Count(Default::default())),
+        );
+        let (wu, wa) = (Waker::from(udp.clone()), Waker::from(accept.clone()));
+        let mut a = Box::pin(h.until(|p| p == Phase::Frozen));
+        let mut b = Box::pin(h.until(|p| p != Phase::Serving));
+        // The accept loop came first: its place is the one the UDP task
+        // gets after the drain.
+        assert!(b.as_mut().poll(&mut Context::from_waker(&wa)).is_pending());
+        assert!(a.as_mut().poll(&mut Context::from_waker(&wu)).is_pending());
+        h.set(Phase::Draining);
+        assert!(a.as_mut().poll(&mut Context::from_waker(&wu)).is_pending());
+        assert!(b.as_mut().poll(&mut Context::from_waker(&wa)).is_ready());
+        drop(b);
+        let woken = udp.0.load(std::sync::atomic::Ordering::Relaxed);
+        h.set(Phase::Frozen);
+        assert_eq!(udp.0.load(std::sync::atomic::Ordering::Relaxed), woken + 1);
+        assert!(a.as_mut().poll(&mut Context::from_waker(&wu)).is_ready());
         assert_eq!(h.waiting.borrow().len(), 0);
     }
 
@@ -241,22 +282,28 @@ impl super::Server {
         (self.conn_key, self.started.elapsed())
     }
 
-    /// Moves every worker to `phase`; the records each returns.
-    fn step(&self, phase: Phase) -> Result<Vec<super::mesh::Blob>, String> {
+    /// Sends every worker the request `make` builds and collects what each
+    /// hands back within `limit`; `doing` says what, if one does not.
+    fn ask_all(
+        &self,
+        make: impl Fn(crossbeam_channel::Sender<super::mesh::Blob>) -> super::mesh::Control,
+        limit: Duration,
+        doing: &str,
+    ) -> Result<Vec<super::mesh::Blob>, String> {
         let (tx, rx) = crossbeam_channel::unbounded();
         for c in &self.control {
-            c.send(super::mesh::Control::Handover(phase, tx.clone()))
+            c.send(make(tx.clone()))
                 .map_err(|_| "a worker has stopped".to_string())?;
         }
         drop(tx);
-        let deadline = std::time::Instant::now() + STEP_LIMIT + DRAIN_LIMIT;
+        let deadline = std::time::Instant::now() + limit;
         let mut got = Vec::with_capacity(self.control.len());
         while got.len() < self.control.len() {
             match rx.recv_deadline(deadline) {
                 Ok(b) => got.push(b),
                 Err(_) => {
                     return Err(format!(
-                        "{} of {} workers did not reach {phase:?} in time",
+                        "{} of {} workers did not {doing} in time",
                         self.control.len() - got.len(),
                         self.control.len()
                     ))
@@ -266,36 +313,34 @@ impl super::Server {
         Ok(got)
     }
 
+    /// Moves every worker to `phase`.
+    fn step(&self, phase: Phase) -> Result<(), String> {
+        let doing = format!("reach {phase:?}");
+        self.ask_all(
+            |tx| super::mesh::Control::Handover(phase, tx),
+            STEP_LIMIT + DRAIN_LIMIT,
+            &doing,
+        )
+        .map(drop)
+    }
+
     /// First step of a hand-over: stops accepting connections and closes the
     /// open ones once they have been answered; UDP is still served.
     pub fn drain(&self) -> Result<(), String> {
-        self.step(Phase::Draining).map(drop)
+        self.step(Phase::Draining)
     }
 
     /// Second step: stops serving UDP, waits until nothing forwarded is in
     /// flight, and returns every swarm in the state file's format.
     pub fn freeze(&self) -> Result<Vec<u8>, String> {
         self.step(Phase::Frozen)?;
-        let (tx, rx) = crossbeam_channel::unbounded();
-        for c in &self.control {
-            c.send(super::mesh::Control::Dump(tx.clone()))
-                .map_err(|_| "a worker has stopped".to_string())?;
-        }
-        drop(tx);
-        let deadline = std::time::Instant::now() + STEP_LIMIT;
-        let mut blobs = Vec::with_capacity(self.control.len());
-        while blobs.len() < self.control.len() {
-            blobs.push(
-                rx.recv_deadline(deadline)
-                    .map_err(|_| "a worker did not hand in its swarms in time".to_string())?,
-            );
-        }
+        let blobs = self.ask_all(super::mesh::Control::Dump, STEP_LIMIT, "hand in its swarms")?;
         Ok(super::state::assemble(blobs))
     }
 
     /// Serves again as before the hand-over began (the new process failed).
     pub fn resume(&self) -> Result<(), String> {
-        self.step(Phase::Serving).map(drop)
+        self.step(Phase::Serving)
     }
 
     /// Stops after a hand-over, without the last save: the new process holds
