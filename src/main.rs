@@ -119,9 +119,9 @@ fn main() -> ExitCode {
             }
         },
     };
-    let server = match (server, successor) {
-        (Ok(server), successor) => (server, successor),
-        (Err(e), successor) => {
+    let server = match server {
+        Ok(server) => server,
+        Err(e) => {
             say(LogLevel::Errors, format_args!("{e}"));
             if let Some(s) = successor {
                 s.failed(&e.to_string());
@@ -129,7 +129,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (server, successor) = server;
     let stop = server.shutdown_flag();
     let hup = Arc::new(AtomicBool::new(false));
     let usr2 = Arc::new(AtomicBool::new(false));

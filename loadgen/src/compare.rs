@@ -246,8 +246,8 @@ pub fn run(o: &CompareOpts) -> Result<(), String> {
     }
     let med = |i: usize, f: fn(&Sample) -> f64| median(samples[i].iter().map(f).collect());
     let base = |f: fn(&Sample) -> f64| med(0, f);
-    println!(
-        "{} load: {}, {:.0} s a run, {} rounds, trackers on CPU {:?}, load on CPU {:?}; medians",
+    let about = format!(
+        "{} load: {}, {:.0} s a run, {} rounds, trackers on CPU {:?}, load on CPU {:?}",
         o.protocol,
         o.load.mode(&o.protocol),
         o.load.duration,
@@ -255,6 +255,7 @@ pub fn run(o: &CompareOpts) -> Result<(), String> {
         o.tracker_cpus,
         o.load.cpus
     );
+    println!("{about}; medians");
     println!();
     println!("| tracker | responses/s | ratio | CPU µs/response | ratio | peak RSS MiB | ratio | p50 µs | p99 µs | errors+invalid+timeouts |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -278,15 +279,6 @@ pub fn run(o: &CompareOpts) -> Result<(), String> {
         let names: Vec<String> = trackers.iter().map(|t| t.0.clone()).collect();
         let of =
             |f: fn(&Sample) -> f64| samples.iter().map(|v| v.iter().map(f).collect()).collect();
-        let title = format!(
-            "{} load: {}, {:.0} s a run, {} rounds (tracker on CPU {:?}, load on CPU {:?})",
-            o.protocol,
-            o.load.mode(&o.protocol),
-            o.load.duration,
-            o.rounds.max(1),
-            o.tracker_cpus,
-            o.load.cpus
-        );
         let panels = [
             crate::plot::Panel {
                 title: "responses a second",
@@ -297,7 +289,7 @@ pub fn run(o: &CompareOpts) -> Result<(), String> {
                 values: of(|s| s.cpu_us_per_response),
             },
         ];
-        std::fs::write(path, crate::plot::svg(&title, &names, &panels, median))
+        std::fs::write(path, crate::plot::svg(&about, &names, &panels, median))
             .map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("chart written to {}", path.display());
     }
