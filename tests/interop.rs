@@ -188,9 +188,15 @@ impl ReferenceServer {
                 .expect("node");
             let mut server = ReferenceServer { child, port };
             let up = eventually(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-            if up && matches!(server.child.try_wait(), Ok(None)) {
-                // The UDP socket comes up with the HTTP one; give it a moment.
-                std::thread::sleep(std::time::Duration::from_millis(200));
+            // The UDP socket comes up with the HTTP one; give it a moment.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            // Still running a moment later, and still listening: what
+            // answered was node, not a process of another test that took
+            // the port meanwhile (node then exits, unable to bind it).
+            if up
+                && matches!(server.child.try_wait(), Ok(None))
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
                 return server;
             }
             let _ = server.child.kill();
