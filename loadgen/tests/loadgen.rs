@@ -29,9 +29,12 @@ fn tracker() -> Server {
         listen_v4: Some([127, 0, 0, 1].into()),
         listen_v6: None,
         log: bittorrent_tracker::config::LogLevel::Errors,
-        // Each load connection stands for many browsers: relay every offer.
+        // Each load connection stands for many browsers: relay every offer,
+        // and let a load thread that a busy machine holds back fall behind
+        // on its relays without being dropped as a slow reader.
         limits: bittorrent_tracker::config::Limits {
             ws_offer_rate: 0,
+            ws_queue: 16_384,
             ..Default::default()
         },
         ..ServerConfig::default()
