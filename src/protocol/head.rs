@@ -10,6 +10,17 @@ pub const MAX_BODY: usize = 8 * 1024;
 /// Most headers in one request.
 pub const MAX_HEADERS: usize = 64;
 
+/// Room for a request's headers, for `parse_with_uninit_headers`: left
+/// uninitialised, since writing 64 empty headers (2 KiB) before every
+/// request cost about 2% of the time of an HTTP announce.
+pub type HeaderSlots<'b> = [std::mem::MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
+
+/// Fresh [`HeaderSlots`].
+#[inline]
+pub fn header_slots<'b>() -> HeaderSlots<'b> {
+    [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
 /// The statuses the tracker answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -122,9 +133,9 @@ pub fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, Status> {
 /// the target's query read as an announce or a scrape. For the fuzzers;
 /// returns the status the server would answer with (`None`: incomplete).
 pub fn check_request(bytes: &[u8]) -> Option<Status> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(bytes) {
+    let mut slots = header_slots();
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(bytes, &mut slots) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return None,
         Err(_) => return Some(Status::BadRequest),

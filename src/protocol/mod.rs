@@ -40,7 +40,7 @@ fn parse_hex20(s: &str) -> Option<[u8; 20]> {
     Some(out)
 }
 
-pub(crate) fn hex_val(c: u8) -> Option<u8> {
+pub(crate) const fn hex_val(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

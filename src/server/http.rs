@@ -16,8 +16,8 @@ use super::ws;
 use crate::answer;
 use crate::config::LogLevel;
 use crate::protocol::head::{
-    inspect, write_error, write_head, write_head_with, write_status, Head, Status, MAX_BODY,
-    MAX_HEADERS,
+    header_slots, inspect, write_error, write_head, write_head_with, write_status, Head, Status,
+    MAX_BODY,
 };
 use crate::protocol::http as wire;
 use crate::protocol::Protocol;
@@ -167,9 +167,9 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
     loop {
         // Answer what is complete.
         while start < end {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut headers);
-            let head_len = match req.parse(&buf[start..end]) {
+            let mut slots = header_slots();
+            let mut req = httparse::Request::new(&mut []);
+            let head_len = match req.parse_with_uninit_headers(&buf[start..end], &mut slots) {
                 Ok(httparse::Status::Complete(n)) => n,
                 Ok(httparse::Status::Partial) if end - start > max_head => {
                     write_error(&mut out, Status::HeaderFieldsTooLarge);
