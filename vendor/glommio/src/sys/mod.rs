@@ -85,12 +85,20 @@ pub(crate) fn write_eventfd(eventfd: RawFd) {
     assert_eq!(ret, 8);
 }
 
+// bittorrent-tracker (PATCHED.md change 5): the system calls themselves,
+// not libc's `send` and `recv`, which are thread cancellation points and
+// so take two locked instructions around every call. glommio's threads
+// are never cancelled.
 pub(crate) fn send_syscall(fd: RawFd, buf: *const u8, len: usize, flags: i32) -> io::Result<usize> {
-    syscall!(send(fd, buf as _, len, flags)).map(|x| x as usize)
+    let null = std::ptr::null::<libc::sockaddr>();
+    syscall!(syscall(libc::SYS_sendto, fd, buf, len, flags, null, 0 as libc::socklen_t))
+        .map(|x| x as usize)
 }
 
 pub(crate) fn recv_syscall(fd: RawFd, buf: *mut u8, len: usize, flags: i32) -> io::Result<usize> {
-    syscall!(recv(fd, buf as _, len, flags)).map(|x| x as usize)
+    let null = std::ptr::null_mut::<libc::sockaddr>();
+    let no_len = std::ptr::null_mut::<libc::socklen_t>();
+    syscall!(syscall(libc::SYS_recvfrom, fd, buf, len, flags, null, no_len)).map(|x| x as usize)
 }
 
 pub(crate) fn accept_syscall(fd: RawFd) -> io::Result<RawFd> {
