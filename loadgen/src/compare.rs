@@ -155,6 +155,26 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
+/// Waits, up to `limit`, until `target` can be bound again. A tracker that
+/// exits while the load's connections are still open leaves them closing
+/// (FIN_WAIT) on its port for a moment, and the next tracker, started at
+/// once, would find the port in use.
+fn port_released(protocol: &str, target: std::net::SocketAddr, limit: Duration) {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        // std sets SO_REUSEADDR, as trackers do: TIME_WAIT is no obstacle.
+        let free = if protocol == "udp" {
+            std::net::UdpSocket::bind(target).is_ok()
+        } else {
+            std::net::TcpListener::bind(target).is_ok()
+        };
+        if free {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn one_run(o: &CompareOpts, name: &str, command: &str) -> Result<Sample, String> {
     let mut child = start(command, &o.tracker_cpus)?;
     let pid = child.id();
@@ -192,6 +212,7 @@ fn one_run(o: &CompareOpts, name: &str, command: &str) -> Result<Sample, String>
     let cpu = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
     let peak = proc_peak_rss_kib(pid).unwrap_or(0);
     stop(child);
+    port_released(&o.protocol, o.load.target, Duration::from_secs(10));
     let r = report?;
     let answered = r.total.answered.max(1) as f64;
     Ok(Sample {
