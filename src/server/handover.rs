@@ -16,7 +16,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -37,14 +36,12 @@ pub(crate) enum Phase {
     Frozen,
 }
 
-/// A worker's hand-over state: its phase, the tasks waiting for it to
-/// change, and its open connections' descriptors.
+/// A worker's hand-over state: its phase and the tasks waiting for it to
+/// change. The open connections it shuts are the worker's `conns`.
 #[derive(Default)]
 pub(crate) struct Handover {
     phase: Cell<Phase>,
     waiting: RefCell<slab::Slab<Waker>>,
-    /// Open connections: descriptor, and whether it is a WebSocket.
-    conns: RefCell<slab::Slab<(RawFd, bool)>>,
     /// UDP tasks stopped by a freeze.
     parked: Cell<usize>,
 }
@@ -79,39 +76,6 @@ impl Handover {
             h: self,
             ok,
             key: None,
-        }
-    }
-
-    /// A connection on descriptor `fd` opened; its key, to leave with.
-    pub fn enter(&self, fd: RawFd) -> usize {
-        self.conns.borrow_mut().insert((fd, false))
-    }
-
-    /// The connection `key` became a WebSocket.
-    pub fn websocket(&self, key: usize) {
-        if let Some(c) = self.conns.borrow_mut().get_mut(key) {
-            c.1 = true;
-        }
-    }
-
-    pub fn leave(&self, key: usize) {
-        self.conns.borrow_mut().try_remove(key);
-    }
-
-    pub fn open_connections(&self) -> usize {
-        self.conns.borrow().len()
-    }
-
-    /// Shuts the open connections (only the WebSocket ones, or all) down
-    /// for reading: a pending read ends with what was sent before, then
-    /// the end of the stream, and the connection closes.
-    pub fn shut_reads(&self, websockets_only: bool) {
-        for (_, &(fd, ws)) in self.conns.borrow().iter() {
-            if ws || !websockets_only {
-                // SAFETY: `fd` is an open connection's socket: the entry
-                // leaves the table before the connection's socket is closed.
-                unsafe { libc::shutdown(fd, libc::SHUT_RD) };
-            }
         }
     }
 
@@ -228,19 +192,6 @@ mod tests {
         assert_eq!(udp.0.load(std::sync::atomic::Ordering::Relaxed), woken + 1);
         assert!(a.as_mut().poll(&mut Context::from_waker(&wu)).is_ready());
         assert_eq!(h.waiting.borrow().len(), 0);
-    }
-
-    #[test]
-    fn connections_are_counted_and_marked() {
-        let h = Handover::default();
-        let a = h.enter(100);
-        let b = h.enter(101);
-        h.websocket(b);
-        assert_eq!(h.open_connections(), 2);
-        assert_eq!(h.conns.borrow()[b], (101, true));
-        h.leave(a);
-        h.leave(a);
-        assert_eq!(h.open_connections(), 1);
     }
 }
 

@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Bytes a connection starts with for reading requests.
 const FIRST_BUFFER: usize = 2 * 1024;
@@ -135,10 +135,14 @@ async fn open(w: Rc<Worker>, stream: TcpStream, peer: std::net::SocketAddr) {
             }
         }
     };
+    // From here on the worker's tick keeps the connection's time (`conns`).
+    if conn.set_read_timeout(None).is_err() {
+        return;
+    }
     w.counters.connection(HTTP, true);
-    let key = w.handover.enter(conn.as_raw_fd());
+    let key = w.conns.enter(conn.as_raw_fd());
     serve(&w, conn, peer, key).await;
-    w.handover.leave(key);
+    w.conns.leave(key);
     w.counters.connection(HTTP, false);
 }
 
@@ -154,8 +158,10 @@ async fn flush(w: &Worker, stream: &mut Conn, out: &mut Vec<u8>) -> bool {
 async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, entry: usize) {
     let limits = &w.cfg.limits;
     let max_head = limits.max_request_bytes;
-    let idle_timeout = Duration::from_secs(limits.idle_timeout as u64);
-    let request_timeout = Duration::from_secs(limits.request_timeout as u64);
+    // Deadlines in whole tracker seconds, a second added so that none is
+    // cut short by the clock's rounding down.
+    let idle_timeout = limits.idle_timeout.saturating_add(1);
+    let request_timeout = limits.request_timeout.saturating_add(1);
     // Most requests fit the first buffer; it grows (to at most a whole head
     // and body) only for a request that needs it, so idle keep-alive
     // connections stay cheap.
@@ -163,7 +169,8 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
     let (mut start, mut end) = (0usize, 0usize);
     let mut out = Vec::new();
     let mut body = Vec::new();
-    let mut began: Option<Instant> = None;
+    // The tracker second the request being read began in.
+    let mut began: Option<u32> = None;
     loop {
         // Answer what is complete.
         while start < end {
@@ -224,7 +231,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
                             w.counters.connection(HTTP, false);
                             w.counters.connection(Protocol::Ws, true);
                             let ip = client_ip(w, peer.ip(), &head).unwrap_or(peer.ip());
-                            w.handover.websocket(entry);
+                            w.conns.websocket(entry);
                             ws::serve(w.clone(), stream, early, ip, target).await;
                             w.counters.connection(Protocol::Ws, false);
                             w.counters.connection(HTTP, true);
@@ -385,23 +392,23 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
             }
             buf.resize((buf.len() * 2).min(max_head + MAX_BODY), 0);
         }
-        let timeout = match began {
-            Some(t) => match request_timeout.checked_sub(t.elapsed()) {
-                Some(left) if !left.is_zero() => left,
-                _ => return, // too slow: a slowloris gets no more time
-            },
-            None => idle_timeout,
+        let until = match began {
+            Some(t) if w.now() >= t.saturating_add(request_timeout) => {
+                return; // too slow: a slowloris gets no more time
+            }
+            Some(t) => t.saturating_add(request_timeout),
+            None => w.now().saturating_add(idle_timeout),
         };
-        if stream.set_read_timeout(Some(timeout)).is_err() {
-            return;
-        }
-        match stream.read(&mut buf[end..]).await {
+        w.conns.wait_until(entry, Some(until));
+        let read = stream.read(&mut buf[end..]).await;
+        w.conns.wait_until(entry, None);
+        match read {
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 w.counters.bytes_in(HTTP, n);
                 w.pace.received();
                 if end == 0 {
-                    began = Some(Instant::now());
+                    began = Some(w.now());
                 }
                 end += n;
             }

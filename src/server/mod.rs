@@ -4,6 +4,7 @@
 pub mod access;
 mod bind;
 mod chart;
+mod conns;
 mod dispatch;
 mod error;
 pub mod events;

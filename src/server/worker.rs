@@ -70,6 +70,8 @@ pub(crate) struct Worker {
     pub pace: super::pace::Pacer,
     /// Its part in handing over to a new process (see `handover`).
     pub handover: super::handover::Handover,
+    /// Its open TCP connections, with their deadlines (see `conns`).
+    pub conns: super::conns::Conns,
 }
 
 impl Worker {
@@ -110,6 +112,7 @@ impl Worker {
             next_ws: Cell::new(0),
             pace: Default::default(),
             handover: Default::default(),
+            conns: Default::default(),
             cfg,
         }
     }
@@ -385,24 +388,24 @@ impl Worker {
         match phase {
             Phase::Serving => Vec::new(),
             Phase::Draining => {
-                h.shut_reads(true);
+                self.conns.shut_reads(true);
                 let began = Instant::now();
                 let mut idle_shut = false;
-                while h.open_connections() > 0 && began.elapsed() < DRAIN_LIMIT {
+                while !self.conns.is_empty() && began.elapsed() < DRAIN_LIMIT {
                     if !idle_shut && began.elapsed() >= IDLE_GRACE {
-                        h.shut_reads(false);
+                        self.conns.shut_reads(false);
                         idle_shut = true;
                     }
                     glommio::timer::sleep(Duration::from_millis(2)).await;
                 }
-                if h.open_connections() > 0 {
+                if !self.conns.is_empty() {
                     log(
                         &self.cfg,
                         LogLevel::Warnings,
                         format_args!(
                             "upgrade: worker {}: {} connections still open after {} s of draining",
                             self.id,
-                            h.open_connections(),
+                            self.conns.len(),
                             DRAIN_LIMIT.as_secs()
                         ),
                     );
@@ -580,7 +583,9 @@ impl Worker {
 
     pub fn tick(&self) {
         let now = clock(self.started);
-        self.now.set(now);
+        if self.now.replace(now) != now {
+            self.conns.shut_overdue(now);
+        }
         self.refresh();
         self.shared.beats.beat(self.id, self.generation.get());
         self.shared
