@@ -189,6 +189,16 @@ fn number<T: std::str::FromStr>(raw: &[u8], name: &'static str) -> Result<T, Que
 
 /// Parses an announce query string (the bytes after `?`). Unknown keys are ignored.
 pub fn parse_announce(query: &[u8]) -> Result<HttpAnnounce, QueryError> {
+    parse_announce_with(query, |_| {})
+}
+
+/// [`parse_announce`], calling `seen` with the info hash as soon as it is
+/// read: a server starts loading the torrent while the rest is parsed.
+#[inline]
+pub fn parse_announce_with(
+    query: &[u8],
+    mut seen: impl FnMut(&InfoHash),
+) -> Result<HttpAnnounce, QueryError> {
     let mut info_hash = None;
     let mut peer_id = None;
     let mut port = None;
@@ -197,7 +207,11 @@ pub fn parse_announce(query: &[u8]) -> Result<HttpAnnounce, QueryError> {
     let mut no_peer_id = false;
     for (k, v) in pairs(query) {
         match k {
-            b"info_hash" => info_hash = Some(decode20(v).ok_or(QueryError::InvalidInfoHash)?),
+            b"info_hash" => {
+                let h = InfoHash(decode20(v).ok_or(QueryError::InvalidInfoHash)?);
+                seen(&h);
+                info_hash = Some(h);
+            }
             b"peer_id" => peer_id = Some(decode20(v).ok_or(QueryError::InvalidPeerId)?),
             b"port" => {
                 let p: u32 = number(v, "port").map_err(|_| QueryError::InvalidPort)?;
@@ -233,7 +247,7 @@ pub fn parse_announce(query: &[u8]) -> Result<HttpAnnounce, QueryError> {
             _ => {}
         }
     }
-    req.info_hash = InfoHash(info_hash.ok_or(QueryError::MissingInfoHash)?);
+    req.info_hash = info_hash.ok_or(QueryError::MissingInfoHash)?;
     req.peer_id = PeerId(peer_id.ok_or(QueryError::MissingPeerId)?);
     req.port = port.ok_or(QueryError::MissingPort)?;
     Ok(HttpAnnounce {

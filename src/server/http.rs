@@ -428,7 +428,12 @@ fn client_ip(w: &Worker, socket_ip: IpAddr, head: &Head) -> Result<IpAddr, &'sta
 
 /// Answers an announce; false when the reply is a `failure reason`.
 async fn announce(w: &Worker, path: &[u8], query: &[u8], ip: IpAddr, body: &mut Vec<u8>) -> bool {
-    let a = match wire::parse_announce(query) {
+    let parsed = wire::parse_announce_with(query, |hash| {
+        if w.owner(hash) == w.id {
+            w.shard.borrow().prefetch_torrent(hash);
+        }
+    });
+    let a = match parsed {
         Ok(a) => a,
         Err(e) => {
             debug_request!(

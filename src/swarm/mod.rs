@@ -312,6 +312,14 @@ impl Shard {
         }
     }
 
+    /// Starts loading the index slot where a lookup of `hash` begins: an
+    /// HTTP announce asks as soon as its info_hash is read, and the rest of
+    /// its query is parsed while the slot loads.
+    #[inline]
+    pub fn prefetch_torrent(&self, hash: &InfoHash) {
+        self.torrents.prefetch_slot(hashing::hash_of(&hash.0));
+    }
+
     /// Starts loading what the announces and scrapes of a batch will read
     /// (see [`prefetch`]).
     pub fn prefetch(&self, batch: &[Ahead], v6: bool) {
