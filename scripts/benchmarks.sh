@@ -4,10 +4,11 @@
 #   docs/benchmarks/DATE-all.md and DATE-*.svg
 #
 #   scripts/benchmarks.sh                 # 3 rounds of 10 s each
-#   ROUNDS=1 DURATION=3 scripts/benchmarks.sh   # a quick check of the script
+#   ROUNDS=1 DURATION=3 OUT=/tmp/b scripts/benchmarks.sh   # a quick check of the script, elsewhere
 #
 # Peers, outside the repository (PEERS, default /tmp/tracker-peers):
-#   aquatic_udp, aquatic_http, aquatic_ws   cargo install (once; --locked pins a crate today's rustc refuses)
+#   aquatic_udp, aquatic_http, aquatic_ws,  cargo install (once; --locked pins a crate today's rustc refuses)
+#   aquatic_udp_load_test
 #   opentracker                             Debian's package (apt-get, as root),
 #                                           with the workload's hashes as its whitelist
 #   the reference JavaScript tracker        npm bittorrent-tracker@10.0.12
@@ -22,7 +23,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 PEERS=${PEERS:-/tmp/tracker-peers}
 DATE=$(date -u +%F)
-OUT=docs/benchmarks
+OUT=${OUT:-docs/benchmarks}
 REPORT=$OUT/$DATE-all.md
 mkdir -p "$PEERS"
 say() { echo "== $(date -u +%T) $*" >&2; }
@@ -38,9 +39,9 @@ missing=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "$PEERS/bin/$1" ]; }
 path_of() { if [ -x "$PEERS/bin/$1" ]; then echo "$PEERS/bin/$1"; else command -v "$1"; fi; }
 
-if ! have aquatic_udp || ! have aquatic_http || ! have aquatic_ws; then
+if ! have aquatic_udp || ! have aquatic_http || ! have aquatic_ws || ! have aquatic_udp_load_test; then
   say "installing aquatic (cargo install, into $PEERS)"
-  cargo install --quiet --root "$PEERS" aquatic_udp aquatic_http aquatic_ws || true
+  cargo install --quiet --root "$PEERS" aquatic_udp aquatic_http aquatic_ws aquatic_udp_load_test || true
 fi
 if ! have opentracker && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   say "installing opentracker (apt-get)"
@@ -141,6 +142,58 @@ section "UDP, closed loop" udp "${udp_trackers[@]}"
 section "HTTP, 1,000 keep-alive connections" http --protocol http --connections 1000 "${http_trackers[@]}"
 section "WebSocket, 1,000 connections with 5 offers" ws --protocol ws --connections 1000 --torrents 1000 "${ws_trackers[@]}"
 section "UDP, open loop at 100,000 requests a second (latency)" udp-open --rate 100000 "${open_trackers[@]}"
+
+# aquatic's own load generator against this tracker and aquatic_udp: each
+# started fresh on CPU 0, the generator on CPU 1, runs alternating.
+peak_rss_mib() { awk '/^VmHWM/ {printf "%d", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
+aquatic_load_test_run() { # COMMAND... ; prints "RESPONSES_PER_S PEAK_RSS_MIB"
+  taskset -c 0 "$@" >/dev/null 2>&1 &
+  local pid=$! rate rss
+  sleep 2 # both answer well within this
+  rate=$(timeout $((DURATION + 60)) taskset -c 1 "$(path_of aquatic_udp_load_test)" -c "$LT_CFG" 2>/dev/null |
+    awk '/^Average responses per second:/ {printf "%d", $5}')
+  rss=$(peak_rss_mib "$pid")
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  echo "${rate:-0} $rss"
+}
+if have aquatic_udp_load_test && have aquatic_udp; then
+  say "UDP under aquatic_udp_load_test"
+  LT_CFG="$PEERS/aquatic_udp_load_test.toml"
+  "$(path_of aquatic_udp_load_test)" -p > "$LT_CFG"
+  sed -i -E 's/^server_address = .*/server_address = "127.0.0.1:8000"/; s/^duration = .*/duration = '"$DURATION"'/;
+    s/^weight_connect = .*/weight_connect = 0/; s/^weight_announce = .*/weight_announce = 100/' "$LT_CFG"
+  AQ_CFG=$(aquatic_config aquatic_udp)
+  ours=() theirs=() rows=()
+  for run in $(seq 1 "$ROUNDS"); do
+    read -r a ma < <(aquatic_load_test_run "$TRACKER" -p 8000 --udp --workers 1 --listen-v4 127.0.0.1 --listen-v6 off -q)
+    read -r b mb < <(aquatic_load_test_run "$(path_of aquatic_udp)" -c "$AQ_CFG")
+    ours+=("$a") theirs+=("$b")
+    rows+=("| $run | $a | $ma | $b | $mb | $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b ? a / b : 0}') |")
+  done
+  med() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+  {
+    echo "## UDP under aquatic_udp_load_test"
+    echo
+    echo "aquatic's own load generator ($("$(path_of aquatic_udp_load_test)" -v 2>/dev/null || echo aquatic_udp_load_test)), its defaults but for"
+    echo "\`duration = $DURATION\`, \`weight_connect = 0\`, \`weight_announce = 100\` (scrape 1):"
+    echo "each tracker started fresh on CPU 0, the generator on CPU 1, runs"
+    echo "alternating. Its figure is its own: average responses a second."
+    echo
+    echo '```sh'
+    echo "taskset -c 0 bittorrent-tracker -p 8000 --udp --workers 1 --listen-v4 127.0.0.1 --listen-v6 off -q   # or: aquatic_udp -c aquatic_udp.toml"
+    echo "taskset -c 1 aquatic_udp_load_test -c aquatic_udp_load_test.toml"
+    echo '```'
+    echo
+    echo "| run | bittorrent-tracker responses/s | peak RSS MiB | aquatic_udp responses/s | peak RSS MiB | ratio |"
+    echo "|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${rows[@]}"
+    echo "| median | $(med "${ours[@]}") | | $(med "${theirs[@]}") | | $(awk -v a="$(med "${ours[@]}")" -v b="$(med "${theirs[@]}")" 'BEGIN {printf "%.2f", b ? a / b : 0}') |"
+    echo
+  } >> "$REPORT"
+else
+  echo "aquatic_udp_load_test or aquatic_udp could not be installed: its comparison is left out." >> "$REPORT"
+fi
 
 rm -rf "$BIN"
 say "report: $REPORT"

@@ -18,6 +18,15 @@ pub const MAX_REPLY: usize = 1452;
 /// Most hashes one scrape may carry (BEP 15: "about 74").
 pub const MAX_SCRAPE_HASHES: usize = 74;
 
+/// The largest reply to an IPv4 client when announces get at most
+/// `max_numwant` peers: a full announce or a full scrape, whichever is
+/// larger (an error is shorter than both), at most [`MAX_REPLY`].
+pub fn largest_reply_v4(max_numwant: u32) -> usize {
+    let announce = ANNOUNCE_REPLY_HEADER + 6 * max_numwant as usize;
+    let scrape = 8 + 12 * MAX_SCRAPE_HASHES;
+    announce.max(scrape).min(MAX_REPLY)
+}
+
 /// A request as the tracker receives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
@@ -645,6 +654,20 @@ mod tests {
         assert!(!ConnectionIds::new([8; 16]).check(id, a, 1000));
         let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         assert!(ids.check(id, mapped, 1000));
+    }
+
+    #[test]
+    fn largest_ipv4_replies() {
+        // The defaults: a full scrape (896 bytes) beats 82 peers (512).
+        assert_eq!(largest_reply_v4(82), 896);
+        assert_eq!(largest_reply_v4(200), 1220);
+        assert_eq!(largest_reply_v4(10_000), MAX_REPLY);
+        let mut out = Vec::new();
+        write_scrape_header(&mut out, 7);
+        for _ in 0..MAX_SCRAPE_HASHES {
+            write_scrape_entry(&mut out, &ScrapeStats::default());
+        }
+        assert_eq!(out.len(), largest_reply_v4(1));
     }
 
     proptest! {
