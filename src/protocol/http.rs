@@ -57,14 +57,43 @@ pub struct HttpAnnounce {
 }
 
 /// Splits a query string into its `key=value` pairs (raw, still percent-encoded).
-pub fn pairs(query: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    query
-        .split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.iter().position(|&b| b == b'=') {
-            Some(i) => (&p[..i], &p[i + 1..]),
-            None => (p, &p[p.len()..]),
-        })
+pub fn pairs(query: &[u8]) -> Pairs<'_> {
+    Pairs { rest: query }
+}
+
+/// The pairs of a query (see [`pairs`]), found with `memchr`: parsing the
+/// query is a tenth of an HTTP announce's own work, and a byte-at-a-time
+/// split was half of that.
+pub struct Pairs<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let pair = match memchr::memchr(b'&', self.rest) {
+                Some(i) => {
+                    let p = &self.rest[..i];
+                    self.rest = &self.rest[i + 1..];
+                    p
+                }
+                None => std::mem::take(&mut self.rest),
+            };
+            if pair.is_empty() {
+                continue;
+            }
+            return Some(match memchr::memchr(b'=', pair) {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            });
+        }
+    }
 }
 
 /// Percent-decodes `raw` into exactly 20 bytes. `%XX` is decoded (either case);
@@ -813,6 +842,20 @@ mod tests {
         fn arbitrary_replies_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = parse_announce_response(&data);
             let _ = parse_scrape_response(&data);
+        }
+
+        #[test]
+        fn pairs_agree_with_splitting(query in proptest::collection::vec(
+            prop_oneof![Just(b'&'), Just(b'='), any::<u8>()], 0..80)) {
+            let split: Vec<(&[u8], &[u8])> = query
+                .split(|&b| b == b'&')
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.iter().position(|&b| b == b'=') {
+                    Some(i) => (&p[..i], &p[i + 1..]),
+                    None => (p, &p[p.len()..]),
+                })
+                .collect();
+            prop_assert_eq!(pairs(&query).collect::<Vec<_>>(), split);
         }
 
         #[test]
