@@ -272,11 +272,14 @@ pub(crate) async fn serve(
             }
         }
         let _ = ws.flush();
-        let pending = std::mem::take(&mut ws.get_mut().output);
+        // The output goes out and comes back empty, keeping its room.
+        let mut pending = std::mem::take(&mut ws.get_mut().output);
         w.counters.bytes_out(Protocol::Ws, pending.len());
         if !pending.is_empty() && writer.write_all(&pending).await.is_err() {
             break;
         }
+        pending.clear();
+        ws.get_mut().output = pending;
         if !open {
             break;
         }
@@ -327,7 +330,7 @@ pub(crate) async fn serve(
             .into_iter()
             .chain(std::iter::from_fn(|| relay_rx.try_recv().ok()))
         {
-            let _ = ws.send(Message::text(text));
+            send_text(&mut ws, &text);
         }
         for b in bytes
             .into_iter()
@@ -335,7 +338,12 @@ pub(crate) async fn serve(
         {
             heard = Instant::now();
             pinged = false;
-            ws.get_mut().input.extend_from_slice(&b);
+            let pipe = ws.get_mut();
+            if pipe.input.is_empty() {
+                pipe.input = b; // taken as it is, not copied
+            } else {
+                pipe.input.extend_from_slice(&b);
+            }
         }
     }
     // Writing a last pending close frame is best effort.
@@ -366,10 +374,20 @@ pub(crate) async fn serve(
     }
 }
 
+/// Sends a text message, written as a frame straight into the pipe's
+/// output (`protocol::ws::frame`): tungstenite keeps nothing back (its
+/// write buffer is 0), so the frame follows whatever it wrote before.
+/// Nothing once the connection is closing.
+fn send_text(ws: &mut WebSocket<Pipe>, text: &str) {
+    if ws.can_write() {
+        wire::frame::write_text_frame(&mut ws.get_mut().output, text.as_bytes());
+    }
+}
+
 /// Sends a refusal whose reason the filter made.
 fn send_refusal(ws: &mut WebSocket<Pipe>, reason: &str, action: &str, info_hash: Option<InfoHash>) {
     let reply = wire::refusal_reply(reason, action, info_hash.as_ref());
-    let _ = ws.send(Message::text(reply));
+    send_text(ws, &reply);
 }
 
 fn send_error(ws: &mut WebSocket<Pipe>, reason: &'static str, info_hash: Option<InfoHash>) {
@@ -378,7 +396,7 @@ fn send_error(ws: &mut WebSocket<Pipe>, reason: &'static str, info_hash: Option<
         action: None,
         info_hash,
     };
-    let _ = ws.send(Message::text(wire::error_reply(&e)));
+    send_text(ws, &wire::error_reply(&e));
 }
 
 /// Where a message came from: the connection, the client's address and the
@@ -553,7 +571,7 @@ async fn handle(
             wire::announce_reply(&hash, (w.cfg.interval / 5).max(1), &stats)
         }
     };
-    let _ = ws.send(Message::text(reply));
+    send_text(ws, &reply);
 }
 
 #[cfg(test)]

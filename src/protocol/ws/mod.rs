@@ -9,6 +9,7 @@
 //! answers, failures), written by the tracker and read by clients.
 
 mod binary;
+pub mod frame;
 pub mod reply;
 pub mod request;
 #[cfg(test)]
