@@ -204,14 +204,17 @@ fn an_upgrade_under_load_loses_no_request_and_keeps_every_swarm() {
                 sent
             })
         });
-        // Keep-alive HTTP: eight clients, one request at a time each; a
-        // connection the tracker closes after an answer is opened again.
+        // HTTP: eight clients, one request at a time each; a connection the
+        // tracker closes after an answer is opened again. Six keep their
+        // connections alive; two open a new one for every request, so that
+        // connections arrive while the old process stops accepting.
         let clients: Vec<_> = (0..8u8)
             .map(|c| {
                 let stop = &stop;
                 s.spawn(move || {
                     let path = announce_target(hash(1, 200), peer_id(40 + c), 7000, 1, "");
-                    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+                    let close = if c >= 6 { "Connection: close\r\n" } else { "" };
+                    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n{close}\r\n");
                     let (mut answered, mut reconnects) = (0u64, 0u64);
                     // Answers are awaited 20 s: a new connection waits in
                     // the listener's queue while the processes hand over.

@@ -44,12 +44,20 @@ pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
             w.handover.until(|p| p == Phase::Serving).await;
             continue;
         }
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            w.handover.until(|p| p != Phase::Serving).await;
-            None
-        })
-        .await;
-        let Some(accepted) = accepted else {
+        // Wait for a connection, then take it: a hand-over cancels only the
+        // wait, which loses nothing. (Cancelling a pending accept loses the
+        // connection the ring may have just taken.)
+        let Some(accepted) = listener.try_accept() else {
+            let ready =
+                futures_lite::future::or(async { Some(listener.readable().await) }, async {
+                    w.handover.until(|p| p != Phase::Serving).await;
+                    None
+                })
+                .await;
+            if let Some(Err(e)) = ready {
+                log(&w.cfg, LogLevel::Errors, format_args!("http accept: {e}"));
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
             continue;
         };
         match accepted {

@@ -208,6 +208,26 @@ impl TcpListener {
         Ok(a.bind_to_executor())
     }
 
+    /// bittorrent-tracker (PATCHED.md change 6): waits until a connection
+    /// is there to be accepted, without taking it. Dropping this future
+    /// loses nothing, where dropping [`accept`](Self::accept) just after
+    /// the ring took a connection loses that connection.
+    pub async fn readable(&self) -> Result<()> {
+        let reactor = self.reactor.upgrade().unwrap();
+        let source = reactor.poll_read_ready(self.listener.as_raw_fd());
+        source.collect_rw().await?;
+        Ok(())
+    }
+
+    /// bittorrent-tracker (PATCHED.md change 6): accepts a connection if
+    /// one is there, without waiting (`None` if none is).
+    pub fn try_accept(&self) -> Option<Result<TcpStream>> {
+        yolo_accept(self.listener.as_raw_fd()).map(|r| match r {
+            Ok(fd) => Ok(AcceptedTcpStream { fd }.bind_to_executor()),
+            Err(e) => Err(GlommioError::IoError(e)),
+        })
+    }
+
     /// Creates a stream of incoming connections
     ///
     /// # Examples
