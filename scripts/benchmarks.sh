@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reruns every comparison in docs/benchmarks against every peer it can
 # install, and writes a dated report with tables and charts:
-#   docs/benchmarks/DATE-all.md and DATE-*.svg
+#   docs/benchmarks/DATE-all.md and DATE-*.svg (DATE-2-... for a second run
+#   that day), ending with each target of issue 22 and whether it is met
+#   (scripts/benchmark-targets.sh)
 #
 #   scripts/benchmarks.sh                 # 3 rounds of 10 s each
 #   ROUNDS=1 DURATION=3 OUT=/tmp/b scripts/benchmarks.sh   # a quick check of the script, elsewhere
@@ -22,8 +24,14 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 PEERS=${PEERS:-/tmp/tracker-peers}
-DATE=$(date -u +%F)
 OUT=${OUT:-docs/benchmarks}
+# A report is not rewritten: a second run on one day is DATE-2, and so on.
+DATE=$(date -u +%F)
+if [ -e "$OUT/$DATE-all.md" ]; then
+  n=2
+  while [ -e "$OUT/$DATE-$n-all.md" ]; do n=$((n + 1)); done
+  DATE=$DATE-$n
+fi
 REPORT=$OUT/$DATE-all.md
 mkdir -p "$PEERS"
 say() { echo "== $(date -u +%T) $*" >&2; }
@@ -194,6 +202,8 @@ if have aquatic_udp_load_test && have aquatic_udp; then
 else
   echo "aquatic_udp_load_test or aquatic_udp could not be installed: its comparison is left out." >> "$REPORT"
 fi
+
+scripts/benchmark-targets.sh "$REPORT" >> "$REPORT"
 
 rm -rf "$BIN"
 say "report: $REPORT"
