@@ -314,6 +314,10 @@ impl Server {
                 (bound, sockets)
             }
         };
+        // Bound here or handed over: DF as this configuration allows.
+        for sock in sockets.iter().filter_map(|s| s.udp4.as_ref()) {
+            bind::udp4_dont_fragment(sock, &cfg);
+        }
         let mut handing = Vec::new();
         for (worker, s) in sockets.iter().enumerate() {
             for (sock, udp) in [

@@ -112,9 +112,6 @@ pub(crate) async fn run(start: Start) {
     if let Some(source) = &restore {
         super::state::restore(source, id, workers, restore_age, &mut shard, clock(started));
     }
-    if let Some(s) = &sockets.udp4 {
-        super::bind::udp4_dont_fragment(s, &cfg);
-    }
     let w = Rc::new(Worker::new(
         id,
         workers,
