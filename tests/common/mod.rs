@@ -358,11 +358,35 @@ impl Drop for Tracker {
 }
 
 /// A fresh directory for one test's files.
-pub fn scratch(name: &str) -> std::path::PathBuf {
+/// A fresh directory for one test, removed when the test ends, passed or
+/// failed: some hold a copy of the tracker's binary (100 MiB in a debug
+/// build), and a few hundred runs would fill the disk.
+pub fn scratch(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("bt-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
+}
+
+pub struct Scratch(std::path::PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::PathBuf;
+    fn deref(&self) -> &std::path::PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 pub fn hex(b: &[u8]) -> String {
