@@ -77,29 +77,29 @@ pub(super) fn udp4_dont_fragment(s: &impl std::os::fd::AsRawFd, cfg: &ServerConf
     } else {
         libc::IP_PMTUDISC_WANT
     };
-    // SAFETY: setsockopt on an open socket, with an int option.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            &v as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    set_int_option(s, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, v);
 }
 
 /// Sets `SO_RCVBUFFORCE` (past `net.core.rmem_max`); false when not permitted.
 fn force_recv_buffer(s: &Socket, bytes: libc::c_int) -> bool {
-    use std::os::fd::AsRawFd;
+    set_int_option(s, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes)
+}
+
+/// `setsockopt` with an int value; false when the kernel refuses it.
+fn set_int_option(
+    s: &impl std::os::fd::AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> bool {
     // SAFETY: the option value is a c_int that outlives the call, and its
     // size is passed with it.
     unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&bytes as *const libc::c_int).cast(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         ) == 0
     }
@@ -108,6 +108,16 @@ fn force_recv_buffer(s: &Socket, bytes: libc::c_int) -> bool {
 fn is_no_ipv6(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::AddrNotAvailable
         || e.raw_os_error() == Some(97 /* EAFNOSUPPORT */)
+}
+
+/// Where a worker keeps its socket of `proto` for one address family.
+pub(super) fn place(s: &mut Sockets, proto: Proto, v6: bool) -> &mut Option<Socket> {
+    match (proto, v6) {
+        (Proto::Udp, false) => &mut s.udp4,
+        (Proto::Udp, true) => &mut s.udp6,
+        (Proto::Tcp, false) => &mut s.tcp4,
+        (Proto::Tcp, true) => &mut s.tcp6,
+    }
 }
 
 pub(super) struct Bound {
@@ -201,13 +211,7 @@ pub(super) fn bind_workers(bound: &Bound, workers: usize) -> Result<Vec<Sockets>
                         error,
                     },
                 })?;
-                let slot = match (proto, addr.is_ipv6()) {
-                    (Proto::Udp, false) => &mut s.udp4,
-                    (Proto::Udp, true) => &mut s.udp6,
-                    (Proto::Tcp, false) => &mut s.tcp4,
-                    (Proto::Tcp, true) => &mut s.tcp6,
-                };
-                *slot = Some(sock);
+                *place(&mut s, proto, addr.is_ipv6()) = Some(sock);
             }
             Ok(s)
         })

@@ -345,13 +345,7 @@ pub(super) fn adopt(
         let slot = sockets.get_mut(h.worker).ok_or_else(|| {
             format!("the running tracker has more workers than this configuration's {workers}")
         })?;
-        let place = match (proto, addr.is_ipv6()) {
-            (Proto::Udp, false) => &mut slot.udp4,
-            (Proto::Udp, true) => &mut slot.udp6,
-            (Proto::Tcp, false) => &mut slot.tcp4,
-            (Proto::Tcp, true) => &mut slot.tcp6,
-        };
-        *place = Some(s);
+        *super::bind::place(slot, proto, addr.is_ipv6()) = Some(s);
         if h.worker == 0 {
             endpoints.push((proto, addr));
         }

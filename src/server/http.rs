@@ -401,12 +401,12 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
             buf.resize((buf.len() * 2).min(max_head + MAX_BODY), 0);
         }
         let until = match began {
-            Some(t) if w.now() >= t.saturating_add(request_timeout) => {
-                return; // too slow: a slowloris gets no more time
-            }
             Some(t) => t.saturating_add(request_timeout),
             None => w.now().saturating_add(idle_timeout),
         };
+        if began.is_some() && w.now() >= until {
+            return; // too slow: a slowloris gets no more time
+        }
         w.conns.wait_until(entry, Some(until));
         let read = stream.read(&mut buf[end..]).await;
         w.conns.wait_until(entry, None);
