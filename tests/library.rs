@@ -134,34 +134,67 @@ fn a_full_event_stream_drops_and_counts() {
     server.shutdown().expect("a clean stop");
 }
 
+/// Holds a filter hook until the test releases it (or drops the gate, as a
+/// failing test does), with a cap so that nothing can hang for ever.
+struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn new() -> Gate {
+        Gate(Default::default())
+    }
+    fn wait(&self, cap: Duration) {
+        let (open, cv) = &*self.0;
+        let guard = open.lock().unwrap();
+        let _ = cv.wait_timeout_while(guard, cap, |open| !*open).unwrap();
+    }
+    fn release(&self) {
+        let (open, cv) = &*self.0;
+        *open.lock().unwrap() = true;
+        cv.notify_all();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// A worker that stops running (here a filter hook that blocks it, as a
 /// slow database lookup would) is seen at once: `health()`, `/metrics` and
 /// `/stats` from the other worker say which one is stalled, and it recovers.
+/// The hook blocks until the test has seen all that, however slowly a
+/// loaded machine lets it look.
 #[test]
 fn a_stalled_worker_shows_in_health_and_metrics_then_recovers() {
     let slow = InfoHash(hash(0, 9));
+    let hold = Gate::new();
+    let shared = hold.0.clone();
     let server = Server::builder()
         .workers(2)
         .filter(move |r| {
             if r.info_hash == Some(&slow) {
-                std::thread::sleep(Duration::from_secs(8));
+                hold.wait(Duration::from_secs(120));
             }
             Ok(())
         })
         .listen(0, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)))
         .expect("server starts");
+    // Declared after the server, so that a failing test opens it before the
+    // server's drop waits for the blocked worker.
+    let gate = Gate(shared);
     let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), server.port());
     assert!(server.health().iter().all(|h| !h.stalled && h.stalls == 0));
-    // The announce blocks whichever worker received it for 8 s.
+    // The announce blocks whichever worker received it until the gate opens.
     let mut u = Udp::connect(addr);
     let (_, req) = u.announce_bytes(slow.0, peer_id(1), 0, 2, -1, 7001);
     let client = std::thread::spawn(move || {
         u.sock
-            .set_read_timeout(Some(Duration::from_secs(20)))
+            .set_read_timeout(Some(Duration::from_secs(150)))
             .unwrap();
         u.roundtrip(&req)
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let stalled = loop {
         if let Some(h) = server.health().into_iter().find(|h| h.stalled) {
             break h;
@@ -216,6 +249,7 @@ fn a_stalled_worker_shows_in_health_and_metrics_then_recovers() {
         "{named} and the chart in {page}"
     );
     // When the filter returns, the worker answers and beats again.
+    gate.release();
     let reply = client
         .join()
         .unwrap()
