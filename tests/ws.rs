@@ -398,3 +398,83 @@ fn an_offer_flood_is_cut_to_its_rate_and_others_offers_go_through() {
     );
     assert!(metrics.contains(&dropped), "want {dropped} in:\n{metrics}");
 }
+
+/// A client's frame (masked, as RFC 6455 requires of clients).
+fn client_frame(text: &str) -> Vec<u8> {
+    let p = text.as_bytes();
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut f = vec![0x81];
+    match p.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            f.push(0x80 | 126);
+            f.extend((n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend((n as u64).to_be_bytes());
+        }
+    }
+    f.extend(mask);
+    f.extend(p.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// However the bytes arrive, every message is answered once, in order: one
+/// sent in the same packet as the upgrade request, one of 200 KiB (many
+/// reads of the socket, far more than the room a connection keeps), one
+/// trickled a few bytes at a time, and small ones after the big one.
+#[test]
+fn messages_are_answered_however_their_bytes_arrive() {
+    use std::io::{Read, Write};
+    let t = Tracker::start(&[]);
+    let mut s = tcp(t.v4());
+    let scrape = json!({"action": "scrape"}).to_string();
+    let mut first = b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    first.extend(client_frame(&scrape));
+    s.write_all(&first).unwrap();
+    // The 101 head, a byte at a time so as to leave the frames behind it.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        assert_eq!(s.read(&mut b).unwrap(), 1, "the head ended early: {head:?}");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
+    let big = json!({"action": "scrape", "x": "x".repeat(200 * 1024)}).to_string();
+    s.write_all(&client_frame(&big)).unwrap();
+    let h = hash_str(0, 7);
+    let announce = json!({"action": "announce", "info_hash": h, "peer_id": id('P'), "left": 0,
+                          "event": "started", "numwant": 0, "offers": []})
+    .to_string();
+    for piece in client_frame(&announce).chunks(5) {
+        s.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut both = client_frame(&scrape);
+    both.extend(client_frame(&scrape));
+    s.write_all(&both).unwrap();
+    let mut ws = WebSocket::from_raw_socket(
+        MaybeTlsStream::Plain(s),
+        tungstenite::protocol::Role::Client,
+        None,
+    );
+    let empty = json!({"action": "scrape", "files": {}});
+    assert_eq!(recv(&mut ws), empty, "the message behind the upgrade");
+    assert_eq!(recv(&mut ws), empty, "the 200 KiB message");
+    let r = recv(&mut ws);
+    assert_eq!(
+        (
+            r["action"].as_str(),
+            r["info_hash"].as_str(),
+            r["complete"].as_u64()
+        ),
+        (Some("announce"), Some(h.as_str()), Some(1)),
+        "the trickled announce: {r}"
+    );
+    assert_eq!(recv(&mut ws), empty);
+    assert_eq!(recv(&mut ws), empty);
+    assert!(silent(&mut ws, 300), "one answer a message");
+}

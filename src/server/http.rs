@@ -91,8 +91,18 @@ pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
                 }
                 let w = w.clone();
                 glommio::spawn_local(async move {
-                    open(w, stream, peer).await;
-                    drop(place);
+                    let Some((up, key)) = open(w.clone(), stream, peer).await else {
+                        return drop(place);
+                    };
+                    // A WebSocket gets a task of its own, so that it keeps
+                    // nothing of the HTTP task (its future, its buffers).
+                    glommio::spawn_local(async move {
+                        ws::serve(w.clone(), up).await;
+                        w.counters.connection(Protocol::Ws, false);
+                        w.conns.leave(key);
+                        drop(place);
+                    })
+                    .detach();
                 })
                 .detach();
             }
@@ -107,8 +117,13 @@ pub(crate) async fn accept(w: Rc<Worker>, listener: TcpListener) {
 
 /// Starts serving a new connection: through TLS when the server has a
 /// certificate and the client's first byte opens a TLS handshake, as plain
-/// HTTP otherwise.
-async fn open(w: Rc<Worker>, stream: TcpStream, peer: std::net::SocketAddr) {
+/// HTTP otherwise. A connection upgraded to WebSocket comes back, counted
+/// as one and with its key in `conns`, for a task of its own.
+async fn open(
+    w: Rc<Worker>,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+) -> Option<(ws::Upgraded, usize)> {
     let _ = stream.set_nodelay(true);
     let acceptor = w.tls.borrow().clone();
     let conn = match acceptor {
@@ -117,7 +132,7 @@ async fn open(w: Rc<Worker>, stream: TcpStream, peer: std::net::SocketAddr) {
             let mut first = [0u8; 1];
             let request_timeout = Duration::from_secs(w.cfg.limits.request_timeout as u64);
             if stream.set_read_timeout(Some(request_timeout)).is_err() {
-                return;
+                return None;
             }
             match stream.peek(&mut first).await {
                 Ok(1) if first[0] == tls::HANDSHAKE => {
@@ -134,24 +149,34 @@ async fn open(w: Rc<Worker>, stream: TcpStream, peer: std::net::SocketAddr) {
                                 LogLevel::Debug,
                                 format_args!("tls handshake with {peer}: {e}"),
                             );
-                            return;
+                            return None;
                         }
                     }
                 }
                 Ok(1) => Conn::Plain(stream),
-                _ => return,
+                _ => return None,
             }
         }
     };
     // From here on the worker's tick keeps the connection's time (`conns`).
     if conn.set_read_timeout(None).is_err() {
-        return;
+        return None;
     }
     w.counters.connection(HTTP, true);
     let key = w.conns.enter(conn.as_raw_fd());
-    serve(&w, conn, peer, key).await;
-    w.conns.leave(key);
+    let upgraded = serve(&w, conn, peer, key).await;
     w.counters.connection(HTTP, false);
+    match upgraded {
+        Some(up) => {
+            w.counters.connection(Protocol::Ws, true);
+            w.conns.websocket(key);
+            Some((up, key))
+        }
+        None => {
+            w.conns.leave(key);
+            None
+        }
+    }
 }
 
 async fn flush(w: &Worker, stream: &mut Conn, out: &mut Vec<u8>) -> bool {
@@ -163,7 +188,12 @@ async fn flush(w: &Worker, stream: &mut Conn, out: &mut Vec<u8>) -> bool {
 
 /// Serves one connection: every complete request in the buffer is answered
 /// in order, replies to pipelined requests go out together.
-async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, entry: usize) {
+async fn serve(
+    w: &Rc<Worker>,
+    mut stream: Conn,
+    peer: std::net::SocketAddr,
+    entry: usize,
+) -> Option<ws::Upgraded> {
     let limits = &w.cfg.limits;
     let max_head = limits.max_request_bytes;
     // Deadlines in whole tracker seconds, a second added so that none is
@@ -189,18 +219,18 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
                 Ok(httparse::Status::Partial) if end - start > max_head => {
                     write_error(&mut out, Status::HeaderFieldsTooLarge);
                     flush(w, &mut stream, &mut out).await;
-                    return;
+                    return None;
                 }
                 Ok(httparse::Status::Partial) => break,
                 Err(httparse::Error::TooManyHeaders) => {
                     write_error(&mut out, Status::HeaderFieldsTooLarge);
                     flush(w, &mut stream, &mut out).await;
-                    return;
+                    return None;
                 }
                 Err(_) => {
                     write_error(&mut out, Status::BadRequest);
                     flush(w, &mut stream, &mut out).await;
-                    return;
+                    return None;
                 }
             };
             let mut head = match inspect(&req) {
@@ -208,7 +238,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
                 Err(s) => {
                     write_error(&mut out, s);
                     flush(w, &mut stream, &mut out).await;
-                    return;
+                    return None;
                 }
             };
             if end - start < head_len + head.body {
@@ -217,7 +247,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
             if !w.handover.serving() {
                 // Handing over: this answer is the connection's last.
                 if head.websocket {
-                    return; // the client reconnects, to the new process
+                    return None; // the client reconnects, to the new process
                 }
                 head.keep_alive = false;
             }
@@ -236,13 +266,13 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
                         let early = buf[start + head_len + head.body..end].to_vec();
                         let target = req.path.unwrap_or("/").as_bytes().to_vec();
                         if flush(w, &mut stream, &mut out).await {
-                            w.counters.connection(HTTP, false);
-                            w.counters.connection(Protocol::Ws, true);
                             let ip = client_ip(w, peer.ip(), &head).unwrap_or(peer.ip());
-                            w.conns.websocket(entry);
-                            ws::serve(w.clone(), stream, early, ip, target).await;
-                            w.counters.connection(Protocol::Ws, false);
-                            w.counters.connection(HTTP, true);
+                            return Some(ws::Upgraded {
+                                stream,
+                                early,
+                                ip,
+                                target,
+                            });
                         }
                     }
                     (false, ..) => {
@@ -254,7 +284,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
                         flush(w, &mut stream, &mut out).await;
                     }
                 }
-                return;
+                return None;
             }
             let (path, query) = wire::split_target(req.path.unwrap_or("/").as_bytes());
             body.clear();
@@ -350,11 +380,11 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
                     );
                     // The snapshot goes out as it is, not copied.
                     if !flush(w, &mut stream, &mut out).await {
-                        return;
+                        return None;
                     }
                     w.counters.bytes_out(HTTP, bytes.len());
                     if stream.write_all(bytes).await.is_err() {
-                        return;
+                        return None;
                     }
                 }
                 None | Some(Status::Ok) => {
@@ -373,14 +403,14 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
             // A wrong method is no tracker client: answer it and hang up.
             if !head.keep_alive || status == Some(Status::MethodNotAllowed) {
                 flush(w, &mut stream, &mut out).await;
-                return;
+                return None;
             }
             if out.len() >= FLUSH_AT && !flush(w, &mut stream, &mut out).await {
-                return;
+                return None;
             }
         }
         if !out.is_empty() && !flush(w, &mut stream, &mut out).await {
-            return;
+            return None;
         }
         // Keep what is left of a partial request at the front of the buffer.
         if start == end {
@@ -396,7 +426,7 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
             if buf.len() >= max_head + MAX_BODY {
                 write_error(&mut out, Status::HeaderFieldsTooLarge);
                 flush(w, &mut stream, &mut out).await;
-                return;
+                return None;
             }
             buf.resize((buf.len() * 2).min(max_head + MAX_BODY), 0);
         }
@@ -405,13 +435,13 @@ async fn serve(w: &Rc<Worker>, mut stream: Conn, peer: std::net::SocketAddr, ent
             None => w.now().saturating_add(idle_timeout),
         };
         if began.is_some() && w.now() >= until {
-            return; // too slow: a slowloris gets no more time
+            return None; // too slow: a slowloris gets no more time
         }
         w.conns.wait_until(entry, Some(until));
         let read = stream.read(&mut buf[end..]).await;
         w.conns.wait_until(entry, None);
         match read {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => {
                 w.counters.bytes_in(HTTP, n);
                 w.pace.received();

@@ -66,6 +66,8 @@ pub(crate) struct Worker {
     /// This worker's WebSocket connections: their outgoing queues by id.
     ws_conns: RefCell<HashMap<u64, futures_channel::mpsc::Sender<String>>>,
     next_ws: Cell<u64>,
+    /// The one buffer its WebSocket connections read into (see `ws::read_into`).
+    pub ws_read: RefCell<Box<[u8]>>,
     /// Holds the worker back after light turns (see `pace`).
     pub pace: super::pace::Pacer,
     /// Its part in handing over to a new process (see `handover`).
@@ -110,6 +112,7 @@ impl Worker {
             pending: RefCell::new(Slab::new()),
             ws_conns: RefCell::new(HashMap::new()),
             next_ws: Cell::new(0),
+            ws_read: RefCell::new(vec![0; 16 * 1024].into_boxed_slice()),
             pace: Default::default(),
             handover: Default::default(),
             conns: Default::default(),

@@ -2,10 +2,11 @@
 //!
 //! A connection starts as an HTTP request with `Upgrade: websocket` on any
 //! path and stays on the worker that accepted it. tungstenite does the
-//! framing over an in-memory pipe: a reader task feeds it the bytes the
-//! glommio stream delivers, and its output is written back to the stream, so
-//! no second runtime is involved. Offers and answers for peers on other
-//! workers travel over the mesh to the worker that holds their connection.
+//! framing over an in-memory pipe: the connection's one task reads the
+//! glommio stream into it (through the worker's one read buffer) and writes
+//! its output back to the stream, so no second runtime is involved. Offers
+//! and answers for peers on other workers travel over the mesh to the worker
+//! that holds their connection.
 
 use super::access::{FilterAction, FilterRequest};
 use super::logging::debug_request;
@@ -19,7 +20,7 @@ use crate::protocol::ws::{self as wire, WsAnnounce, WsError, WsRequest};
 use crate::protocol::Protocol;
 use crate::protocol::{Event, InfoHash, PeerId};
 use crate::swarm::ws::Conn;
-use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures_lite::{AsyncRead, AsyncWriteExt, StreamExt};
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -45,6 +46,7 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `output`, which the connection then sends.
 #[derive(Default)]
 struct Pipe {
+    /// Bytes read, not yet taken by tungstenite (from `read`).
     input: Vec<u8>,
     read: usize,
     output: Vec<u8>,
@@ -62,6 +64,7 @@ impl Read for Pipe {
         if self.read == self.input.len() {
             self.input.clear();
             self.read = 0;
+            release_room(&mut self.input);
         }
         Ok(n)
     }
@@ -74,6 +77,17 @@ impl Write for Pipe {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Room a connection keeps in each direction of its pipe while it has
+/// nothing to hold: enough for most messages, small enough that a crowd of
+/// idle browsers is cheap. A larger buffer is given back once empty.
+const KEPT_ROOM: usize = 4096;
+
+fn release_room(v: &mut Vec<u8>) {
+    if v.is_empty() && v.capacity() > KEPT_ROOM {
+        *v = Vec::new();
     }
 }
 
@@ -170,52 +184,63 @@ struct Session {
 
 /// What woke the connection up.
 enum Wake {
-    Bytes(Option<Vec<u8>>),
+    /// Bytes from the client (true), or its end (false).
+    Bytes(bool),
     Relay(Option<String>),
     Tick,
 }
 
-/// Serves one WebSocket connection whose handshake is done; `early` holds
-/// bytes that came in behind the upgrade request.
-pub(crate) async fn serve(
-    w: Rc<Worker>,
-    stream: Stream,
-    early: Vec<u8>,
-    ip: IpAddr,
-    target: Vec<u8>,
-) {
+/// Reads what the client sent into `input`, behind what it holds: false
+/// when the connection has ended. The bytes land in the worker's one read
+/// buffer, borrowed only while the read is polled (glommio reads when the
+/// socket is ready, and holds no buffer while it waits), so an idle
+/// connection keeps no buffer of its own, and waiting here for other
+/// things to happen first loses nothing.
+async fn read_into(w: &Worker, stream: &mut Stream, input: &mut Vec<u8>) -> bool {
+    futures_lite::future::poll_fn(|cx| {
+        let mut buf = w.ws_read.borrow_mut();
+        match std::pin::Pin::new(&mut *stream).poll_read(cx, &mut buf[..]) {
+            std::task::Poll::Ready(Ok(0) | Err(_)) => std::task::Poll::Ready(false),
+            std::task::Poll::Ready(Ok(n)) => {
+                w.pace.received();
+                input.extend_from_slice(&buf[..n]);
+                std::task::Poll::Ready(true)
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// A connection whose upgrade to WebSocket has been answered.
+pub(crate) struct Upgraded {
+    pub stream: Stream,
+    /// Bytes that came in behind the upgrade request.
+    pub early: Vec<u8>,
+    /// The client's address (its proxy's word for it, when trusted).
+    pub ip: IpAddr,
+    /// The upgrade request's path and query.
+    pub target: Vec<u8>,
+}
+
+/// Serves one WebSocket connection, in a task of its own: the HTTP task
+/// that answered the upgrade has ended, and its buffers with it.
+pub(crate) async fn serve(w: Rc<Worker>, up: Upgraded) {
+    let Upgraded {
+        mut stream,
+        early,
+        ip,
+        target,
+    } = up;
     let _ = stream.set_read_timeout(None);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let (mut reader, mut writer) = futures_lite::io::split(stream);
-    let (bytes_tx, mut bytes_rx) = futures_channel::mpsc::channel::<Vec<u8>>(2);
     let (relay_tx, mut relay_rx) = futures_channel::mpsc::channel::<String>(w.cfg.limits.ws_queue);
     let conn = Conn {
         worker: w.id as u16,
         id: w.ws_register(relay_tx),
     };
-    // The reader task ends with the connection; dropping its handle cancels it.
-    let rw = w.clone();
-    let _reader = glommio::spawn_local(async move {
-        let mut bytes_tx = bytes_tx;
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    rw.pace.received();
-                    if futures_lite::future::poll_fn(|cx| bytes_tx.poll_ready(cx))
-                        .await
-                        .is_err()
-                        || bytes_tx.start_send(buf[..n].to_vec()).is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-        }
-    });
     let mut config = WebSocketConfig::default();
-    config.read_buffer_size = 4096;
+    config.read_buffer_size = 1024;
     config.write_buffer_size = 0;
     config.max_message_size = Some(w.cfg.limits.ws_max_message);
     config.max_frame_size = Some(w.cfg.limits.ws_max_message);
@@ -272,13 +297,14 @@ pub(crate) async fn serve(
             }
         }
         let _ = ws.flush();
-        // The output goes out and comes back empty, keeping its room.
+        // The output goes out and comes back empty, keeping up to KEPT_ROOM.
         let mut pending = std::mem::take(&mut ws.get_mut().output);
         w.counters.bytes_out(Protocol::Ws, pending.len());
-        if !pending.is_empty() && writer.write_all(&pending).await.is_err() {
+        if !pending.is_empty() && stream.write_all(&pending).await.is_err() {
             break;
         }
         pending.clear();
+        release_room(&mut pending);
         ws.get_mut().output = pending;
         if !open {
             break;
@@ -292,22 +318,29 @@ pub(crate) async fn serve(
         } else {
             PING_AFTER.saturating_sub(quiet)
         };
-        let wake = futures_lite::future::or(async { Wake::Bytes(bytes_rx.next().await) }, async {
-            futures_lite::future::or(async { Wake::Relay(relay_rx.next().await) }, async {
-                glommio::timer::sleep(next_tick).await;
-                Wake::Tick
-            })
-            .await
-        })
+        let input = &mut ws.get_mut().input;
+        let wake = futures_lite::future::or(
+            async { Wake::Bytes(read_into(&w, &mut stream, input).await) },
+            async {
+                futures_lite::future::or(async { Wake::Relay(relay_rx.next().await) }, async {
+                    glommio::timer::sleep(next_tick).await;
+                    Wake::Tick
+                })
+                .await
+            },
+        )
         .await;
-        let (mut bytes, mut relay) = (None, None);
+        let mut relay = None;
         match wake {
-            Wake::Bytes(Some(b)) => bytes = Some(b),
+            Wake::Bytes(true) => {
+                heard = Instant::now();
+                pinged = false;
+            }
             Wake::Relay(Some(text)) => relay = Some(text),
             // The client closed, or its queue was dropped for reading too
             // slowly, or the tracker hands over to a new process: then the
             // client is told to reconnect (to it).
-            Wake::Bytes(None) | Wake::Relay(None) => {
+            Wake::Bytes(false) | Wake::Relay(None) => {
                 if !w.handover.serving() {
                     let _ = ws.close(Some(CloseFrame {
                         code: CloseCode::Away,
@@ -332,27 +365,14 @@ pub(crate) async fn serve(
         {
             send_text(&mut ws, &text);
         }
-        for b in bytes
-            .into_iter()
-            .chain(std::iter::from_fn(|| bytes_rx.try_recv().ok()))
-        {
-            heard = Instant::now();
-            pinged = false;
-            let pipe = ws.get_mut();
-            if pipe.input.is_empty() {
-                pipe.input = b; // taken as it is, not copied
-            } else {
-                pipe.input.extend_from_slice(&b);
-            }
-        }
     }
     // Writing a last pending close frame is best effort.
     let _ = ws.flush();
     let rest = std::mem::take(&mut ws.get_mut().output);
     if !rest.is_empty() {
-        let _ = writer.write_all(&rest).await;
+        let _ = stream.write_all(&rest).await;
     }
-    let _ = writer.close().await;
+    let _ = stream.close().await;
     w.ws_unregister(conn.id);
     // Closing counts as `stopped` in every swarm the connection joined.
     for (info_hash, peer_id) in session.joined {
