@@ -14,6 +14,9 @@
 #   opentracker                             Debian's package (apt-get, as root),
 #                                           with the workload's hashes as its whitelist
 #   the reference JavaScript tracker        npm bittorrent-tracker@10.0.12
+# Sections: UDP, HTTP and WebSocket closed loop, UDP open loop (latency),
+# UDP under aquatic_udp_load_test, the memory of idle connections
+# (tracker-loadgen idle), then the targets.
 # A peer that cannot be installed is left out of the tables, and the report
 # says so. Every tracker runs on CPU 0 (this one with one worker), the load
 # on CPU 1; rounds alternate; the tables are medians. Everything listens on
@@ -33,7 +36,7 @@ if [ -e "$OUT/$DATE-all.md" ]; then
   DATE=$DATE-$n
 fi
 REPORT=$OUT/$DATE-all.md
-mkdir -p "$PEERS"
+mkdir -p "$PEERS" "$OUT"
 say() { echo "== $(date -u +%T) $*" >&2; }
 
 say "building this tracker and tracker-loadgen (release)"
@@ -105,6 +108,29 @@ ws_trackers+=(--tracker "floor=$LG floor --protocol ws --listen 127.0.0.1:8000")
 
 COMMON=(--tracker-cpus 0 --cpus 1 --rounds "$ROUNDS" --duration "$DURATION" --settle 2 --target 127.0.0.1:8000)
 
+# A section of the report: its title, the command that made it (paths to
+# the copies and peers shortened), its table, and its chart if it has one.
+append() { # TITLE TABLE SVG|"" SUBCOMMAND ARGS...
+  local title=$1 table=$2 svg=$3
+  shift 3
+  {
+    echo "## $title"
+    echo
+    echo '```sh'
+    printf 'tracker-loadgen'
+    printf ' %q' "$@" | sed "s#$BIN/##g; s#$PEERS/##g"
+    echo
+    echo '```'
+    echo
+    echo "$table"
+    echo
+    if [ -n "$svg" ]; then
+      echo "![$title]($svg)"
+      echo
+    fi
+  } >> "$REPORT"
+}
+
 # One comparison: its command and table in the report, its chart beside it.
 section() { # TITLE NAME ARGS...
   local title=$1 name=$2
@@ -113,20 +139,21 @@ section() { # TITLE NAME ARGS...
   say "$title"
   local table
   table=$(timeout 3600 "$LG" compare "${COMMON[@]}" --plot "$OUT/$svg" "$@")
-  {
-    echo "## $title"
-    echo
-    echo '```sh'
-    printf 'tracker-loadgen compare'
-    printf ' %q' "${COMMON[@]}" --plot "$svg" "$@" | sed "s#$BIN/##g; s#$PEERS/##g"
-    echo
-    echo '```'
-    echo
-    echo "$table"
-    echo
-    echo "![$title]($svg)"
-    echo
-  } >> "$REPORT"
+  append "$title" "$table" "$svg" compare "${COMMON[@]}" --plot "$svg" "$@"
+}
+
+# What idle connections cost each tracker in memory; a tracker that fails
+# is named in the report with its error instead of ending the script.
+idle_section() { # TITLE ARGS...
+  local title=$1
+  shift
+  local args=(--connections 10000 --tracker-cpus 0 --target 127.0.0.1:8000 "$@")
+  say "$title"
+  local table
+  if ! table=$(timeout 1800 "$LG" idle "${args[@]}" 2>"$BIN/idle.err"); then
+    table="Not measured: $(tail -n 1 "$BIN/idle.err")"
+  fi
+  append "$title" "$table" "" idle "${args[@]}"
 }
 
 {
@@ -202,6 +229,20 @@ if have aquatic_udp_load_test && have aquatic_udp; then
 else
   echo "aquatic_udp_load_test or aquatic_udp could not be installed: its comparison is left out." >> "$REPORT"
 fi
+
+# Idle connections: browsers hold their WebSocket open between announces.
+# Over HTTP, opentracker closes each connection after its answer and the
+# reference's server (Node) drops a keep-alive connection after 5 s, before
+# 10,000 are open: neither holds idle connections to measure.
+idle_ws=(--tracker "bittorrent-tracker=$TRACKER -p 8000 --ws --workers 1 --listen-v4 127.0.0.1 --listen-v6 off -q")
+idle_http=(--tracker "bittorrent-tracker=$TRACKER -p 8000 --http --workers 1 --listen-v4 127.0.0.1 --listen-v6 off -q")
+if have aquatic_ws; then idle_ws+=(--tracker "aquatic_ws=$(path_of aquatic_ws) -c $(aquatic_config aquatic_ws)"); fi
+if have aquatic_http; then idle_http+=(--tracker "aquatic_http=$(path_of aquatic_http) -c $(aquatic_config aquatic_http)"); fi
+if [ -f "$REF" ] && command -v node >/dev/null; then
+  idle_ws+=(--tracker "reference-js=node $REF -p 8000 --ws -q")
+fi
+idle_section "Memory of 10,000 idle WebSocket connections" --protocol ws "${idle_ws[@]}"
+idle_section "Memory of 10,000 idle HTTP keep-alive connections" --protocol http "${idle_http[@]}"
 
 scripts/benchmark-targets.sh "$REPORT" >> "$REPORT"
 

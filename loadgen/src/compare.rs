@@ -139,7 +139,7 @@ fn answers(protocol: &str, target: std::net::SocketAddr) -> bool {
     }
 }
 
-fn stop(mut child: Child) {
+pub(crate) fn stop(mut child: Child) {
     // SAFETY: signalling our own child by its PID.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -159,7 +159,7 @@ fn stop(mut child: Child) {
 /// exits while the load's connections are still open leaves them closing
 /// (FIN_WAIT) on its port for a moment, and the next tracker, started at
 /// once, would find the port in use.
-fn port_released(protocol: &str, target: std::net::SocketAddr, limit: Duration) {
+pub(crate) fn port_released(protocol: &str, target: std::net::SocketAddr, limit: Duration) {
     let until = Instant::now() + limit;
     while Instant::now() < until {
         // std sets SO_REUSEADDR, as trackers do: TIME_WAIT is no obstacle.
@@ -175,11 +175,19 @@ fn port_released(protocol: &str, target: std::net::SocketAddr, limit: Duration) 
     }
 }
 
-fn one_run(o: &CompareOpts, name: &str, command: &str) -> Result<Sample, String> {
-    let mut child = start(command, &o.tracker_cpus)?;
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs_f64(o.start_timeout);
-    while !answers(&o.protocol, o.load.target) {
+/// Starts the tracker `name` and waits, up to `timeout` seconds, until it
+/// answers `protocol` at `target`; says why when it does not.
+pub(crate) fn start_answering(
+    name: &str,
+    command: &str,
+    cpus: &[usize],
+    protocol: &str,
+    target: std::net::SocketAddr,
+    timeout: f64,
+) -> Result<Child, String> {
+    let mut child = start(command, cpus)?;
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+    while !answers(protocol, target) {
         if let Ok(Some(status)) = child.try_wait() {
             let mut err = String::new();
             if let Some(mut e) = child.stderr.take() {
@@ -193,12 +201,34 @@ fn one_run(o: &CompareOpts, name: &str, command: &str) -> Result<Sample, String>
         if Instant::now() > deadline {
             stop(child);
             return Err(format!(
-                "{name} did not answer on {} within {} s",
-                o.load.target, o.start_timeout
+                "{name} did not answer on {target} within {timeout} s"
             ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    Ok(child)
+}
+
+/// `--tracker NAME=COMMAND` arguments, split.
+pub(crate) fn parse_trackers(args: &[String]) -> Result<Vec<(String, String)>, String> {
+    args.iter()
+        .map(|t| match t.split_once('=') {
+            Some((n, c)) if !n.is_empty() && !c.is_empty() => Ok((n.to_string(), c.to_string())),
+            _ => Err(format!("--tracker {t}: expected NAME=COMMAND")),
+        })
+        .collect()
+}
+
+fn one_run(o: &CompareOpts, name: &str, command: &str) -> Result<Sample, String> {
+    let child = start_answering(
+        name,
+        command,
+        &o.tracker_cpus,
+        &o.protocol,
+        o.load.target,
+        o.start_timeout,
+    )?;
+    let pid = child.id();
     std::thread::sleep(Duration::from_secs_f64(o.settle.max(0.0)));
     let cpu_before = proc_cpu_seconds(pid).unwrap_or(0.0);
     let mut load = o.load.clone();
@@ -241,14 +271,7 @@ pub fn run(o: &CompareOpts) -> Result<(), String> {
             o.protocol
         ));
     }
-    let trackers: Vec<(String, String)> = o
-        .trackers
-        .iter()
-        .map(|t| match t.split_once('=') {
-            Some((n, c)) if !n.is_empty() && !c.is_empty() => Ok((n.to_string(), c.to_string())),
-            _ => Err(format!("--tracker {t}: expected NAME=COMMAND")),
-        })
-        .collect::<Result<_, _>>()?;
+    let trackers = parse_trackers(&o.trackers)?;
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); trackers.len()];
     for round in 0..o.rounds.max(1) {
         for (i, (name, command)) in trackers.iter().enumerate() {

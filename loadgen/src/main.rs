@@ -6,6 +6,7 @@
 mod compare;
 mod floor;
 mod http;
+mod idle;
 mod plot;
 mod report;
 mod udp;
@@ -55,6 +56,9 @@ enum Cmd {
     },
     /// Start trackers one after another, load each in alternating rounds, print one table
     Compare(compare::CompareOpts),
+    /// Memory that idle HTTP or WebSocket connections cost a tracker: open
+    /// many, one announce each, hold them, read its RSS before and after
+    Idle(idle::IdleOpts),
 }
 
 /// How to load a tracker.
@@ -253,6 +257,7 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
         }
         Cmd::Compare(o) => compare::run(&o),
+        Cmd::Idle(o) => idle::run(&o),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

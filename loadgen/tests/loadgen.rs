@@ -396,3 +396,86 @@ fn garbage_is_refused_and_honest_requests_still_answered() {
     }
     t.shutdown().expect("a clean stop");
 }
+
+/// `idle` holds its connections while it reads the tracker's memory: here
+/// the tracker runs in this process, so `--pid` is this test's own.
+#[test]
+fn idle_holds_every_connection_and_reports_its_cost() {
+    use bittorrent_tracker::protocol::Protocol;
+    for (protocol, p) in [("ws", Protocol::Ws), ("http", Protocol::Http)] {
+        let server = tracker();
+        let target = format!("127.0.0.1:{}", server.port());
+        let pid = std::process::id().to_string();
+        let child = Command::new(env!("CARGO_BIN_EXE_tracker-loadgen"))
+            .args([
+                "idle",
+                "--protocol",
+                protocol,
+                "--connections",
+                "300",
+                "--settle",
+                "1",
+                "--target",
+                &target,
+                "--pid",
+                &pid,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The tracker sees all 300 open at once.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut most = 0;
+        while most < 300 && std::time::Instant::now() < deadline {
+            most = most.max(server.stats().total.counters.connections[p as usize]);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{protocol}: {stdout}{stderr}");
+        assert_eq!(most, 300, "{protocol}: open at most: {stdout}{stderr}");
+        let announced = server.stats().total.counters.responses[p as usize]
+            [bittorrent_tracker::server::stats::Action::Announce as usize];
+        assert_eq!(announced, 300, "{protocol}: one announce each");
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| process {pid} |")))
+            .unwrap_or_else(|| panic!("{protocol}: no row in {stdout}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert!(cells[4].parse::<f64>().is_ok(), "{row}");
+        assert_eq!(cells[5], "1.00", "{row}");
+        assert_eq!(cells[7], "0", "none closed by the tracker: {row}");
+    }
+
+    // A tracker that does not serve the protocol: which connection failed,
+    // and what the tracker said.
+    let server = Server::start(ServerConfig {
+        port: 0,
+        workers: 1,
+        listen_v4: Some([127, 0, 0, 1].into()),
+        listen_v6: None,
+        ws: false,
+        log: bittorrent_tracker::config::LogLevel::Errors,
+        ..ServerConfig::default()
+    })
+    .expect("tracker starts");
+    let out = loadgen(&[
+        "idle",
+        "--protocol",
+        "ws",
+        "--connections",
+        "5",
+        "--target",
+        &format!("127.0.0.1:{}", server.port()),
+        "--pid",
+        &std::process::id().to_string(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tracker: connection 1 of 5 (from 127.3.0.9): no upgrade: HTTP/1.1 404"),
+        "{err}"
+    );
+}
