@@ -478,3 +478,55 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     assert_eq!(recv(&mut ws), empty);
     assert!(silent(&mut ws, 300), "one answer a message");
 }
+
+/// Control frames: a ping gets a pong with its payload, a close is echoed
+/// with its code and the connection ends; a frame a client may not send
+/// (unmasked) is answered with a close 1002, text that is not UTF-8 with a
+/// close 1007.
+#[test]
+fn pings_are_answered_closes_echoed_and_broken_frames_refused() {
+    use std::io::Read;
+    let t = Tracker::start(&[]);
+    let mut a = open(&t, "/");
+    a.send(Message::Ping(b"are you there".to_vec().into()))
+        .unwrap();
+    match a.read().unwrap() {
+        Message::Pong(p) => assert_eq!(&p[..], b"are you there"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    send(&mut a, json!({"action": "scrape"}));
+    assert_eq!(recv(&mut a), json!({"action": "scrape", "files": {}}));
+    a.close(Some(tungstenite::protocol::CloseFrame {
+        code: tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "done".into(),
+    }))
+    .unwrap();
+    match a.read() {
+        Ok(Message::Close(Some(f))) => assert_eq!(u16::from(f.code), 1000),
+        other => panic!("expected the close echoed, got {other:?}"),
+    }
+
+    // Raw frames on an upgraded socket: the close's code, then the end.
+    let closed_with = |frame: &[u8]| -> (u16, String) {
+        let ws = open(&t, "/");
+        let MaybeTlsStream::Plain(mut s) = ws.into_inner() else {
+            unreachable!()
+        };
+        use std::io::Write;
+        s.write_all(frame).unwrap();
+        let mut b = Vec::new();
+        let _ = s.read_to_end(&mut b);
+        assert!(b.len() >= 4 && b[0] == 0x88, "a close frame: {b:?}");
+        let len = (b[1] & 0x7f) as usize;
+        let code = u16::from_be_bytes([b[2], b[3]]);
+        (code, String::from_utf8_lossy(&b[4..2 + len]).into_owned())
+    };
+    assert_eq!(
+        closed_with(&[0x81, 0x02, b'h', b'i']),
+        (1002, "unmasked frame from a client".into())
+    );
+    let mut bad = client_frame("xx");
+    bad[6] ^= 0x80; // the first payload byte: 0x78 ^ 0x37 ^ 0x80 unmasks to 0xf8
+    bad[7] ^= 0x80;
+    assert_eq!(closed_with(&bad), (1007, "text is not UTF-8".into()));
+}

@@ -1,11 +1,11 @@
 //! WebSocket front (WebTorrent): announces with offers, answers, scrapes.
 //!
 //! A connection starts as an HTTP request with `Upgrade: websocket` on any
-//! path and stays on the worker that accepted it. tungstenite does the
-//! framing over an in-memory pipe: the connection's one task reads the
-//! glommio stream into it (through the worker's one read buffer) and writes
-//! its output back to the stream, so no second runtime is involved. Offers
-//! and answers for peers on other workers travel over the mesh to the worker
+//! path and stays on the worker that accepted it. Its one task reads the
+//! glommio stream (through the worker's one read buffer) into its input,
+//! reads the frames there in place (`protocol::ws::frame`), and writes the
+//! frames it answers with into one output, sent in one write. Offers and
+//! answers for peers on other workers travel over the mesh to the worker
 //! that holds their connection.
 
 use super::access::{FilterAction, FilterRequest};
@@ -16,19 +16,15 @@ use super::tls::Conn as Stream;
 use super::worker::Worker;
 use crate::answer;
 use crate::protocol::http::split_target;
+use crate::protocol::ws::frame::{Incoming, CLOSE_AWAY};
 use crate::protocol::ws::{self as wire, WsAnnounce, WsError, WsRequest};
 use crate::protocol::Protocol;
 use crate::protocol::{Event, InfoHash, PeerId};
 use crate::swarm::ws::Conn;
 use futures_lite::{AsyncRead, AsyncWriteExt, StreamExt};
-use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::frame::CloseFrame;
-use tungstenite::protocol::{Role, WebSocketConfig};
-use tungstenite::{Message, WebSocket};
 
 const WS: Protocol = Protocol::Ws;
 
@@ -41,46 +37,31 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
 /// A write that takes longer than this closes the connection.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The bytes between the socket and tungstenite: it reads what the socket
-/// delivered (and hears "would block" when that is used up) and writes into
-/// `output`, which the connection then sends.
+/// What a connection sends: frames written straight into `buf`
+/// (`protocol::ws::frame`), which then goes out in one write. Nothing more
+/// once a close frame is in it.
 #[derive(Default)]
-struct Pipe {
-    /// Bytes read, not yet taken by tungstenite (from `read`).
-    input: Vec<u8>,
-    read: usize,
-    output: Vec<u8>,
+struct Out {
+    buf: Vec<u8>,
+    closing: bool,
 }
 
-impl Read for Pipe {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let avail = &self.input[self.read..];
-        if avail.is_empty() {
-            return Err(std::io::ErrorKind::WouldBlock.into());
+impl Out {
+    fn text(&mut self, text: &str) {
+        if !self.closing {
+            wire::frame::write_text_frame(&mut self.buf, text.as_bytes());
         }
-        let n = avail.len().min(buf.len());
-        buf[..n].copy_from_slice(&avail[..n]);
-        self.read += n;
-        if self.read == self.input.len() {
-            self.input.clear();
-            self.read = 0;
-            release_room(&mut self.input);
+    }
+
+    fn close(&mut self, code: u16, reason: &str) {
+        if !self.closing {
+            wire::frame::write_close(&mut self.buf, Some((code, reason)));
+            self.closing = true;
         }
-        Ok(n)
     }
 }
 
-impl Write for Pipe {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.output.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Room a connection keeps in each direction of its pipe while it has
+/// Room a connection keeps for its input and its output while it has
 /// nothing to hold: enough for most messages, small enough that a crowd of
 /// idle browsers is cheap. A larger buffer is given back once empty.
 const KEPT_ROOM: usize = 4096;
@@ -239,73 +220,67 @@ pub(crate) async fn serve(w: Rc<Worker>, up: Upgraded) {
         worker: w.id as u16,
         id: w.ws_register(relay_tx),
     };
-    let mut config = WebSocketConfig::default();
-    config.read_buffer_size = 1024;
-    config.write_buffer_size = 0;
-    config.max_message_size = Some(w.cfg.limits.ws_max_message);
-    config.max_frame_size = Some(w.cfg.limits.ws_max_message);
-    let mut ws = WebSocket::from_raw_socket(
-        Pipe {
-            input: early,
-            ..Pipe::default()
-        },
-        Role::Server,
-        Some(config),
-    );
     let l = &w.cfg.limits;
     let mut session = Session {
         joined: Vec::new(),
         offers: OfferBucket::new(l.ws_offer_rate, l.ws_offer_burst, Instant::now()),
     };
+    let max = l.ws_max_message;
+    let mut frames = wire::frame::FrameReader::default();
+    let mut input = early;
+    let mut out = Out::default();
     let mut heard = Instant::now();
     let mut pinged = false;
     let mut open = true;
     while open {
-        // Take every whole message the pipe holds.
-        loop {
-            match ws.read() {
-                Ok(Message::Text(text)) => {
+        // Take every whole message the input holds.
+        let mut pos = 0;
+        while open {
+            let message = match frames.next(&mut input, &mut pos, max) {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    out.close(e.close_code(), e.reason());
+                    open = false;
+                    break;
+                }
+            };
+            match message {
+                Incoming::Text(text) => {
                     w.counters.bytes_in(Protocol::Ws, text.len());
                     let from = From {
                         conn,
                         ip,
                         target: &target,
                     };
-                    handle(&w, &mut ws, &mut session, from, text.as_str()).await
+                    handle(&w, &mut out, &mut session, from, text).await
                 }
-                Ok(Message::Binary(_)) => {
-                    send_error(&mut ws, "binary messages are not supported", None)
+                Incoming::Binary => send_error(&mut out, "binary messages are not supported", None),
+                Incoming::Ping(payload) => {
+                    if !out.closing {
+                        wire::frame::write_pong(&mut out.buf, payload);
+                    }
                 }
-                Ok(Message::Close(_)) => open = false,
-                Ok(_) => {} // ping (tungstenite queues the pong), pong
-                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    break
-                }
-                Err(tungstenite::Error::Capacity(_)) => {
-                    let _ = ws.close(Some(CloseFrame {
-                        code: CloseCode::Size,
-                        reason: "message too big".into(),
-                    }));
-                    let _ = ws.flush();
+                Incoming::Pong => {}
+                // The client closes: its code is echoed (RFC 6455 §5.5.1).
+                Incoming::Close(code) => {
+                    if !out.closing {
+                        wire::frame::write_close(&mut out.buf, code.map(|c| (c, "")));
+                        out.closing = true;
+                    }
                     open = false;
-                    break;
-                }
-                Err(_) => {
-                    open = false;
-                    break;
                 }
             }
         }
-        let _ = ws.flush();
+        input.drain(..pos);
+        release_room(&mut input);
         // The output goes out and comes back empty, keeping up to KEPT_ROOM.
-        let mut pending = std::mem::take(&mut ws.get_mut().output);
-        w.counters.bytes_out(Protocol::Ws, pending.len());
-        if !pending.is_empty() && stream.write_all(&pending).await.is_err() {
+        w.counters.bytes_out(Protocol::Ws, out.buf.len());
+        if !out.buf.is_empty() && stream.write_all(&out.buf).await.is_err() {
             break;
         }
-        pending.clear();
-        release_room(&mut pending);
-        ws.get_mut().output = pending;
+        out.buf.clear();
+        release_room(&mut out.buf);
         if !open {
             break;
         }
@@ -318,9 +293,8 @@ pub(crate) async fn serve(w: Rc<Worker>, up: Upgraded) {
         } else {
             PING_AFTER.saturating_sub(quiet)
         };
-        let input = &mut ws.get_mut().input;
         let wake = futures_lite::future::or(
-            async { Wake::Bytes(read_into(&w, &mut stream, input).await) },
+            async { Wake::Bytes(read_into(&w, &mut stream, &mut input).await) },
             async {
                 futures_lite::future::or(async { Wake::Relay(relay_rx.next().await) }, async {
                     glommio::timer::sleep(next_tick).await;
@@ -342,16 +316,13 @@ pub(crate) async fn serve(w: Rc<Worker>, up: Upgraded) {
             // client is told to reconnect (to it).
             Wake::Bytes(false) | Wake::Relay(None) => {
                 if !w.handover.serving() {
-                    let _ = ws.close(Some(CloseFrame {
-                        code: CloseCode::Away,
-                        reason: "tracker upgrading, reconnect".into(),
-                    }));
+                    out.close(CLOSE_AWAY, "tracker upgrading, reconnect");
                 }
                 break;
             }
             Wake::Tick => {
-                if !pinged && heard.elapsed() >= PING_AFTER {
-                    let _ = ws.send(Message::Ping(Default::default()));
+                if !pinged && heard.elapsed() >= PING_AFTER && !out.closing {
+                    wire::frame::write_ping(&mut out.buf);
                     pinged = true;
                 }
             }
@@ -363,14 +334,12 @@ pub(crate) async fn serve(w: Rc<Worker>, up: Upgraded) {
             .into_iter()
             .chain(std::iter::from_fn(|| relay_rx.try_recv().ok()))
         {
-            send_text(&mut ws, &text);
+            out.text(&text);
         }
     }
     // Writing a last pending close frame is best effort.
-    let _ = ws.flush();
-    let rest = std::mem::take(&mut ws.get_mut().output);
-    if !rest.is_empty() {
-        let _ = stream.write_all(&rest).await;
+    if !out.buf.is_empty() {
+        let _ = stream.write_all(&out.buf).await;
     }
     let _ = stream.close().await;
     w.ws_unregister(conn.id);
@@ -394,29 +363,19 @@ pub(crate) async fn serve(w: Rc<Worker>, up: Upgraded) {
     }
 }
 
-/// Sends a text message, written as a frame straight into the pipe's
-/// output (`protocol::ws::frame`): tungstenite keeps nothing back (its
-/// write buffer is 0), so the frame follows whatever it wrote before.
-/// Nothing once the connection is closing.
-fn send_text(ws: &mut WebSocket<Pipe>, text: &str) {
-    if ws.can_write() {
-        wire::frame::write_text_frame(&mut ws.get_mut().output, text.as_bytes());
-    }
-}
-
 /// Sends a refusal whose reason the filter made.
-fn send_refusal(ws: &mut WebSocket<Pipe>, reason: &str, action: &str, info_hash: Option<InfoHash>) {
+fn send_refusal(out: &mut Out, reason: &str, action: &str, info_hash: Option<InfoHash>) {
     let reply = wire::refusal_reply(reason, action, info_hash.as_ref());
-    send_text(ws, &reply);
+    out.text(&reply);
 }
 
-fn send_error(ws: &mut WebSocket<Pipe>, reason: &'static str, info_hash: Option<InfoHash>) {
+fn send_error(out: &mut Out, reason: &'static str, info_hash: Option<InfoHash>) {
     let e = WsError {
         reason,
         action: None,
         info_hash,
     };
-    send_text(ws, &wire::error_reply(&e));
+    out.text(&wire::error_reply(&e));
 }
 
 /// Where a message came from: the connection, the client's address and the
@@ -427,13 +386,7 @@ struct From<'a> {
     target: &'a [u8],
 }
 
-async fn handle(
-    w: &Worker,
-    ws: &mut WebSocket<Pipe>,
-    session: &mut Session,
-    from: From<'_>,
-    text: &str,
-) {
+async fn handle(w: &Worker, out: &mut Out, session: &mut Session, from: From<'_>, text: &str) {
     let joined = &mut session.joined;
     let conn = from.conn;
     let (path, query) = split_target(from.target);
@@ -461,7 +414,7 @@ async fn handle(
             if let Some(reason) = w.scrape_refused(&hashes, from.ip, WS, path, query) {
                 c.error(WS, Action::Scrape);
                 debug_request!(w.cfg, WS, "scrape", ip, first.as_ref(), "refused: {reason}");
-                return send_refusal(ws, &reason, "scrape", first);
+                return send_refusal(out, &reason, "scrape", first);
             }
             if hashes.is_empty() && !w.cfg.full_scrape {
                 c.error(WS, Action::Scrape);
@@ -473,7 +426,7 @@ async fn handle(
                     None,
                     "refused: full scrape is disabled"
                 );
-                return send_error(ws, "full scrape is disabled: name an info_hash", None);
+                return send_error(out, "full scrape is disabled: name an info_hash", None);
             }
             c.response(WS, Action::Scrape);
             debug_request!(
@@ -509,7 +462,7 @@ async fn handle(
             if let Some(reason) = w.refused(&r) {
                 c.error(WS, Action::Announce);
                 debug_request!(w.cfg, WS, "announce", ip, Some(&hash), "refused: {reason}");
-                return send_refusal(ws, &reason, "announce", Some(hash));
+                return send_refusal(out, &reason, "announce", Some(hash));
             }
             let sent = a.offers.len();
             if sent > 0 {
@@ -531,7 +484,7 @@ async fn handle(
             let joins =
                 !a.answer_only && event != Event::Stopped && !joined.contains(&(hash, peer));
             if joins && joined.len() >= MAX_JOINED {
-                return send_error(ws, "too many torrents on one connection", Some(hash));
+                return send_error(out, "too many torrents on one connection", Some(hash));
             }
             let answer_only = a.answer_only;
             let owner = w.owner(&hash);
@@ -547,7 +500,7 @@ async fn handle(
                     .await
                 {
                     Some(Reply::WsAnnounce { stats, .. }) => stats,
-                    _ => return send_error(ws, "tracker is shutting down", Some(hash)),
+                    _ => return send_error(out, "tracker is shutting down", Some(hash)),
                 }
             };
             let stats = match stats {
@@ -563,7 +516,7 @@ async fn handle(
                         "refused: {}",
                         full.message()
                     );
-                    return send_refusal(ws, full.message(), "announce", Some(hash));
+                    return send_refusal(out, full.message(), "announce", Some(hash));
                 }
             };
             debug_request!(
@@ -591,7 +544,7 @@ async fn handle(
             wire::announce_reply(&hash, (w.cfg.interval / 5).max(1), &stats)
         }
     };
-    send_text(ws, &reply);
+    out.text(&reply);
 }
 
 #[cfg(test)]
