@@ -63,9 +63,13 @@ fn proc_cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks as f64 / hz)
 }
 
-fn proc_peak_rss_kib(pid: u32) -> Option<u64> {
+/// A `kB` figure of `/proc/PID/status`, such as `VmHWM` (peak resident
+/// memory) or `VmRSS` (resident now).
+pub(crate) fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -119,15 +123,11 @@ fn answers(protocol: &str, target: std::net::SocketAddr) -> bool {
         };
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         // A WebSocket tracker need not speak plain HTTP: ask it for an upgrade.
-        let (req, want): (&str, &[u8]) = if protocol == "ws" {
-            (
-                "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                b"HTTP/1.1 101",
-            )
+        let (req, want): (String, &[u8]) = if protocol == "ws" {
+            (ws::upgrade_request(target), b"HTTP/1.1 101")
         } else {
             (
-                "GET /scrape?info_hash=aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                "GET /scrape?info_hash=aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into(),
                 b"HTTP/",
             )
         };
@@ -240,7 +240,7 @@ fn one_run(o: &CompareOpts, name: &str, command: &str) -> Result<Sample, String>
     };
     let report: Result<Report, String> = crate::run(&o.protocol, engine, &load);
     let cpu = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
-    let peak = proc_peak_rss_kib(pid).unwrap_or(0);
+    let peak = proc_status_kib(pid, "VmHWM").unwrap_or(0);
     stop(child);
     port_released(&o.protocol, o.load.target, Duration::from_secs(10));
     let r = report?;
@@ -355,6 +355,8 @@ mod tests {
     fn reads_its_own_proc_figures() {
         let me = std::process::id();
         assert!(proc_cpu_seconds(me).is_some());
-        assert!(proc_peak_rss_kib(me).unwrap() > 0);
+        assert!(proc_status_kib(me, "VmHWM").unwrap() > 0);
+        assert!(proc_status_kib(me, "VmRSS").unwrap() > 0);
+        assert_eq!(proc_status_kib(me, "VmRS"), None);
     }
 }

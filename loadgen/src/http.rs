@@ -32,8 +32,8 @@ struct Conn {
 }
 
 /// A whole response at the front of a buffer.
-struct Framed {
-    status: u16,
+pub(crate) struct Framed {
+    pub status: u16,
     body: std::ops::Range<usize>,
     /// Bytes of the buffer it takes.
     used: usize,
@@ -43,7 +43,7 @@ struct Framed {
 
 /// The response at the front of `buf`: `None` while incomplete, `Err` when
 /// it is no HTTP response.
-fn parse_response(buf: &[u8]) -> Option<Result<Framed, ()>> {
+pub(crate) fn parse_response(buf: &[u8]) -> Option<Result<Framed, ()>> {
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     let head = std::str::from_utf8(&buf[..head_end]).ok();
     let Some(head) = head else {

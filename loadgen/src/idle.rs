@@ -69,12 +69,7 @@ impl Sample {
 }
 
 fn rss_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("process {pid}: {e}"))?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    compare::proc_status_kib(pid, "VmRSS")
         .ok_or_else(|| format!("process {pid}: no VmRSS in /proc/{pid}/status"))
 }
 
@@ -121,21 +116,15 @@ fn announce(i: usize) -> AnnounceRequest {
     a
 }
 
-/// Reads an HTTP response head and its `Content-Length` body.
-fn read_response(s: &mut TcpStream) -> Result<Vec<u8>, String> {
+/// Reads one HTTP response; its status.
+fn read_response(s: &mut TcpStream) -> Result<u16, String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 2048];
     loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                return Ok(buf);
-            }
+        match crate::http::parse_response(&buf) {
+            Some(Ok(r)) => return Ok(r.status),
+            Some(Err(())) => return Err("answered with no HTTP response".into()),
+            None => {}
         }
         match s.read(&mut chunk) {
             Ok(0) => return Err("closed before its answer".into()),
@@ -180,22 +169,14 @@ fn open_one(o: &IdleOpts, i: usize) -> Result<Held, String> {
         http::write_announce_query(&a, &[], &mut q);
         write!(s, "GET {q} HTTP/1.1\r\nHost: {}\r\n\r\n", o.target)
             .map_err(|e| format!("announce: {e}"))?;
-        let r = read_response(&mut s)?;
-        if !r.starts_with(b"HTTP/1.1 200") {
-            return Err(format!(
-                "announce answered {}",
-                String::from_utf8_lossy(&r[..r.len().min(200)])
-            ));
+        let status = read_response(&mut s)?;
+        if status != 200 {
+            return Err(format!("announce answered with status {status}"));
         }
         return Ok(Held::Http(s));
     }
-    write!(
-        s,
-        "GET /announce HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        o.target
-    )
-    .map_err(|e| format!("upgrade: {e}"))?;
+    s.write_all(crate::ws::upgrade_request(o.target).as_bytes())
+        .map_err(|e| format!("upgrade: {e}"))?;
     // The head a byte at a time: nothing of what follows it is taken.
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {

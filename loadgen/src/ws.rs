@@ -183,6 +183,14 @@ impl Load {
     }
 }
 
+/// The request that opens a WebSocket tracker connection to `target`.
+pub fn upgrade_request(target: std::net::SocketAddr) -> String {
+    format!(
+        "GET /announce HTTP/1.1\r\nHost: {target}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
 /// Moves an upgrading socket on: sends the request once connected, reads
 /// the 101. Returns whether the upgrade is done.
 fn upgrade(
@@ -195,11 +203,7 @@ fn upgrade(
         return Ok(true);
     };
     if !*sent && writable && stream.peer_addr().is_ok() {
-        let req = format!(
-            "GET /announce HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            opts.target
-        );
+        let req = upgrade_request(opts.target);
         stream
             .write_all(req.as_bytes())
             .map_err(|e| format!("{}: upgrade: {e}", opts.target))?;

@@ -53,9 +53,23 @@ impl Out {
         }
     }
 
-    fn close(&mut self, code: u16, reason: &str) {
+    fn ping(&mut self) {
         if !self.closing {
-            wire::frame::write_close(&mut self.buf, Some((code, reason)));
+            wire::frame::write_ping(&mut self.buf);
+        }
+    }
+
+    fn pong(&mut self, payload: &[u8]) {
+        if !self.closing {
+            wire::frame::write_pong(&mut self.buf, payload);
+        }
+    }
+
+    /// A close frame with its code and reason (none: an empty one), the
+    /// last frame the connection sends.
+    fn close(&mut self, close: Option<(u16, &str)>) {
+        if !self.closing {
+            wire::frame::write_close(&mut self.buf, close);
             self.closing = true;
         }
     }
@@ -240,7 +254,7 @@ pub(crate) async fn serve(w: Rc<Worker>, up: Upgraded) {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
                 Err(e) => {
-                    out.close(e.close_code(), e.reason());
+                    out.close(Some((e.close_code(), e.reason())));
                     open = false;
                     break;
                 }
@@ -256,18 +270,11 @@ pub(crate) async fn serve(w: Rc<Worker>, up: Upgraded) {
                     handle(&w, &mut out, &mut session, from, text).await
                 }
                 Incoming::Binary => send_error(&mut out, "binary messages are not supported", None),
-                Incoming::Ping(payload) => {
-                    if !out.closing {
-                        wire::frame::write_pong(&mut out.buf, payload);
-                    }
-                }
+                Incoming::Ping(payload) => out.pong(payload),
                 Incoming::Pong => {}
                 // The client closes: its code is echoed (RFC 6455 §5.5.1).
                 Incoming::Close(code) => {
-                    if !out.closing {
-                        wire::frame::write_close(&mut out.buf, code.map(|c| (c, "")));
-                        out.closing = true;
-                    }
+                    out.close(code.map(|c| (c, "")));
                     open = false;
                 }
             }
@@ -316,13 +323,13 @@ pub(crate) async fn serve(w: Rc<Worker>, up: Upgraded) {
             // client is told to reconnect (to it).
             Wake::Bytes(false) | Wake::Relay(None) => {
                 if !w.handover.serving() {
-                    out.close(CLOSE_AWAY, "tracker upgrading, reconnect");
+                    out.close(Some((CLOSE_AWAY, "tracker upgrading, reconnect")));
                 }
                 break;
             }
             Wake::Tick => {
-                if !pinged && heard.elapsed() >= PING_AFTER && !out.closing {
-                    wire::frame::write_ping(&mut out.buf);
+                if !pinged && heard.elapsed() >= PING_AFTER {
+                    out.ping();
                     pinged = true;
                 }
             }
